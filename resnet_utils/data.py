@@ -1,0 +1,298 @@
+"""CIFAR-10: loading it (download, local folder or the shipped sample) and feeding it with tf.data.
+
+Where the images come from is chosen by ``source`` (or the ``RESNET_DATA`` environment variable):
+
+* ``"keras"``: ``keras.datasets.cifar10.load_data()``, which downloads once into ``~/.keras``;
+* ``"folder"``: a local copy, given by ``data_dir`` or ``RESNET_CIFAR10_DIR``: either image folders
+  ``train/<class>/*.jpg|png`` and ``test/<class>/...`` or an extracted ``cifar-10-batches-py``;
+* ``"sample"``: 1,000 training and 500 test images shipped inside this package (works offline);
+* ``"auto"`` (default): ``"folder"`` when a folder is named, else ``"keras"``.
+
+Images stay ``uint8`` in memory; ``make_dataset`` scales them to [0, 1], augments them (training
+only: pad 4 + random 32x32 crop + horizontal flip) and subtracts the per-pixel mean, all inside the
+tf.data graph.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+IMAGE_SHAPE = (32, 32, 3)
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+SOURCES = ("auto", "keras", "folder", "sample")
+SAMPLE_PATH = Path(__file__).parent / "sample_data" / "cifar10_sample.npz"
+DATA_DIR_ENV = "RESNET_CIFAR10_DIR"
+SOURCE_ENV = "RESNET_DATA"
+CACHE_ENV = "RESNET_CACHE_DIR"
+
+
+class DataError(ValueError):
+    """The data asked for cannot be used as it is; the message says what was wrong and what to do."""
+
+
+@dataclass
+class CifarData:
+    """CIFAR-10 in memory: uint8 images (N, 32, 32, 3), int labels (N,) and where they came from."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    source: str
+    location: str = ""
+
+    @property
+    def is_sample(self) -> bool:
+        return self.source == "sample"
+
+    def describe(self) -> str:
+        where = f" from {self.location}" if self.location else ""
+        kind = "the shipped CIFAR-10 SAMPLE (not the full data set)" if self.is_sample else "CIFAR-10"
+        return f"{kind} via {self.source!r}{where}: {len(self.x_train):,} training and {len(self.x_test):,} test images"
+
+
+def load_cifar10(source: str | None = None, data_dir: str | os.PathLike | None = None, verbose: bool = True) -> CifarData:
+    """Load CIFAR-10 as uint8 arrays from Keras's download, a local folder or the shipped sample.
+
+    Args:
+        source: ``"auto"``, ``"keras"``, ``"folder"`` or ``"sample"``; ``None`` reads ``RESNET_DATA``
+            and falls back to ``"auto"``.
+        data_dir: the local copy for ``"folder"``; ``None`` reads ``RESNET_CIFAR10_DIR``.
+        verbose: print one line saying what was loaded (and a notice when it is only the sample).
+
+    Raises:
+        DataError: unknown source, missing/broken folder, or no network for the download (the
+            message says how to use a local copy instead).
+    """
+    source = source or os.environ.get(SOURCE_ENV) or "auto"
+    if source not in SOURCES:
+        raise DataError(f"Unknown data source {source!r}; use one of {', '.join(SOURCES)}.")
+    data_dir = data_dir or os.environ.get(DATA_DIR_ENV) or None
+    if source == "auto":
+        source = "folder" if data_dir else "keras"
+    if source == "folder":
+        if not data_dir:
+            raise DataError(f"source='folder' needs a folder: pass data_dir=... or set {DATA_DIR_ENV}.")
+        data = load_folder(data_dir)
+    elif source == "sample":
+        data = load_sample()
+    else:
+        data = _load_keras()
+    if verbose:
+        print(f"Loaded {data.describe()}.")
+        if data.is_sample:
+            print(
+                "NOTICE: this is a small sample for tests and smoke runs; accuracies on it say nothing "
+                "about the paper's. Use source='keras' or a local copy for real training."
+            )
+    return data
+
+
+def _load_keras() -> CifarData:
+    import keras
+
+    try:
+        (x_train, y_train), (x_test, y_test) = keras.datasets.cifar10.load_data()
+    except Exception as error:  # keras raises a bare Exception("URL fetch failure ...")
+        raise DataError(
+            f"Could not download CIFAR-10 ({type(error).__name__}: {error}). Without network, use a "
+            f"local copy: load_cifar10(source='folder', data_dir='/path/to/cifar10') or set "
+            f"{DATA_DIR_ENV}=/path/to/cifar10 (image folders train/<class>/*.jpg and test/<class>/..., "
+            "or an extracted cifar-10-batches-py); or source='sample' for the small shipped sample."
+        ) from error
+    return CifarData(x_train, y_train.reshape(-1), x_test, y_test.reshape(-1), "keras", "~/.keras/datasets")
+
+
+def load_sample() -> CifarData:
+    """The sample shipped with the package: 100 training and 50 test images per class."""
+    with np.load(SAMPLE_PATH) as arrays:
+        return CifarData(
+            arrays["x_train"], arrays["y_train"].astype(np.int64),
+            arrays["x_test"], arrays["y_test"].astype(np.int64), "sample", str(SAMPLE_PATH.name),
+        )
+
+
+def load_folder(data_dir: str | os.PathLike, cache: bool = True) -> CifarData:
+    """Load a local copy: ``train/<class>/`` + ``test/<class>/`` image folders or ``cifar-10-batches-py``.
+
+    Decoded image folders are cached as a ``.npz`` (under ``RESNET_CACHE_DIR`` or
+    ``~/.cache/resnet_utils``), keyed by the folder's path and file list, so later loads are fast.
+    """
+    root = Path(data_dir).expanduser()
+    if not root.is_dir():
+        raise DataError(
+            f"CIFAR-10 folder {str(root)!r} does not exist. Pass the folder that holds train/ and test/ "
+            "(or cifar-10-batches-py), or use source='keras' to download or source='sample'."
+        )
+    for candidate in (root, root / "cifar-10-batches-py"):
+        if (candidate / "data_batch_1").exists():
+            return _load_batches(candidate)
+    files = {split: _list_split(root, split) for split in ("train", "test")}
+    key = hashlib.sha1(repr((str(root.resolve()), files)).encode()).hexdigest()[:16]
+    cache_file = Path(os.environ.get(CACHE_ENV, Path.home() / ".cache" / "resnet_utils")) / f"cifar10-{key}.npz"
+    if cache and cache_file.exists():
+        with np.load(cache_file) as a:
+            return CifarData(a["x_train"], a["y_train"], a["x_test"], a["y_test"], "folder", str(root))
+    arrays = {}
+    for split, entries in files.items():
+        arrays[f"x_{split}"] = np.stack([_read_image(path) for path, _ in entries]) if entries else np.zeros((0, *IMAGE_SHAPE), np.uint8)
+        arrays[f"y_{split}"] = np.array([label for _, label in entries], dtype=np.int64)
+    if cache:
+        try:
+            cache_file.parent.mkdir(parents=True, exist_ok=True)
+            partial = cache_file.with_suffix(".tmp.npz")
+            np.savez(partial, **arrays)
+            os.replace(partial, cache_file)
+        except OSError:
+            pass  # a cache we cannot write only costs time
+    return CifarData(arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"], "folder", str(root))
+
+
+def _list_split(root: Path, split: str) -> list[tuple[str, int]]:
+    split_dir = root / split
+    if not split_dir.is_dir():
+        raise DataError(
+            f"{str(root)!r} has no {split}/ folder. A CIFAR-10 image folder needs train/<class>/ and "
+            f"test/<class>/ with the classes {', '.join(CLASS_NAMES)}."
+        )
+    found = sorted(p.name for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+    unknown = sorted(set(found) - set(CLASS_NAMES))
+    missing = [c for c in CLASS_NAMES if c not in found]
+    if unknown:
+        raise DataError(
+            f"{split_dir} holds class folder(s) {unknown} that CIFAR-10 does not have; labels must be "
+            f"one of {', '.join(CLASS_NAMES)}. Remove or rename them."
+        )
+    if missing:
+        raise DataError(f"{split_dir} lacks the class folder(s) {missing}; every CIFAR-10 class needs one.")
+    entries = []
+    for label, name in enumerate(CLASS_NAMES):
+        for path in sorted((split_dir / name).iterdir()):
+            if path.name.startswith("."):
+                continue
+            if path.suffix.lower() not in IMAGE_SUFFIXES or not path.is_file():
+                raise DataError(
+                    f"{path} is not an image file; class folders may hold only {', '.join(IMAGE_SUFFIXES)} "
+                    "files. Move it elsewhere."
+                )
+            entries.append((str(path), label))
+    return entries
+
+
+def _read_image(path: str) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            image.load()
+            mode, size = image.mode, image.size
+            pixels = np.asarray(image)
+    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+        raise DataError(f"Cannot read image {path} ({error}); the file is damaged or not an image. Replace or remove it.") from error
+    if mode != "RGB" or size != (32, 32):
+        raise DataError(
+            f"{path} is a {size[0]}x{size[1]} {mode} image; CIFAR-10 images must be 32x32 RGB. "
+            "Convert it (e.g. PIL: image.convert('RGB').resize((32, 32))) or remove it."
+        )
+    return pixels
+
+
+def _load_batches(folder: Path) -> CifarData:
+    def read(name: str):
+        path = folder / name
+        if not path.exists():
+            raise DataError(f"{folder} lacks {name}; an extracted cifar-10-batches-py has data_batch_1..5 and test_batch.")
+        with open(path, "rb") as f:
+            batch = pickle.load(f, encoding="bytes")
+        images = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+        return images, np.asarray(batch[b"labels"], dtype=np.int64)
+
+    train = [read(f"data_batch_{i}") for i in range(1, 6)]
+    x_test, y_test = read("test_batch")
+    x_train = np.concatenate([x for x, _ in train])
+    y_train = np.concatenate([y for _, y in train])
+    return CifarData(x_train, y_train, x_test, y_test, "folder", str(folder))
+
+
+def check_arrays(images: np.ndarray, labels: np.ndarray, num_classes: int = 10, what: str = "images") -> None:
+    """Raise ``DataError`` unless ``images`` is uint8 (N, 32, 32, 3) and ``labels`` N ints in [0, num_classes)."""
+    images, labels = np.asarray(images), np.asarray(labels)
+    if images.ndim != 4 or images.shape[1:] != IMAGE_SHAPE:
+        raise DataError(f"{what} must have shape (N, 32, 32, 3); got {images.shape}. Stack 32x32 RGB images on the first axis.")
+    if images.dtype != np.uint8:
+        raise DataError(f"{what} must be uint8 pixels 0-255; got dtype {images.dtype}. Pass the raw images, e.g. (x * 255).astype('uint8').")
+    if labels.ndim == 2 and labels.shape[1] == 1:
+        labels = labels[:, 0]
+    if labels.ndim != 1 or len(labels) != len(images):
+        raise DataError(f"labels must be {len(images)} integers (one per image); got shape {labels.shape}. One-hot labels are not accepted.")
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise DataError(f"labels must be integers; got dtype {labels.dtype}.")
+    if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
+        raise DataError(f"labels must lie in 0..{num_classes - 1}; found values from {labels.min()} to {labels.max()}.")
+
+
+def pixel_mean(x_train: np.ndarray) -> np.ndarray:
+    """Mean image of the training set, float32 (32, 32, 3) in [0, 1] (the example's per-pixel mean)."""
+    return (np.asarray(x_train, dtype=np.float64) / 255.0).mean(axis=0).astype(np.float32)
+
+
+def pad_crop_flip(image, seed, padding: int = 4):
+    """The standard CIFAR augmentation of one float image: zero-pad ``padding`` pixels on each side,
+    crop a random 32x32 window, flip left-right with probability 1/2. ``seed`` is a stateless seed
+    (shape (2,) int), so the same seed always gives the same result."""
+    import tensorflow as tf
+
+    padded = tf.pad(image, [[padding, padding], [padding, padding], [0, 0]])
+    crop = tf.image.stateless_random_crop(padded, tf.shape(image), seed=seed)
+    return tf.image.stateless_random_flip_left_right(crop, seed=seed[::-1])
+
+
+def make_dataset(
+    images: np.ndarray,
+    labels: np.ndarray,
+    mean: np.ndarray,
+    batch_size: int = 128,
+    training: bool = False,
+    seed: int = 0,
+    augment: bool | None = None,
+):
+    """A ``tf.data.Dataset`` of (float32 image - mean, int label) batches.
+
+    Training datasets are shuffled every epoch and augmented (pad-crop-flip) unless
+    ``augment=False``; evaluation datasets are neither. Everything runs in the tf.data graph and the
+    next batch is prefetched while the model works on the current one.
+    """
+    import tensorflow as tf
+
+    check_arrays(images, labels)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise DataError(f"batch_size must be a positive integer; got {batch_size!r}.")
+    mean = np.asarray(mean, dtype=np.float32)
+    if mean.shape != IMAGE_SHAPE:
+        raise DataError(f"mean must be a (32, 32, 3) mean image (see pixel_mean); got shape {mean.shape}.")
+    augment = training if augment is None else augment
+    labels = np.asarray(labels).reshape(-1).astype(np.int32)
+    dataset = tf.data.Dataset.from_tensor_slices((images, labels))
+    if training:
+        dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+    mean_tensor = tf.constant(mean)
+
+    def to_float(image):
+        return tf.cast(image, tf.float32) / 255.0
+
+    if augment:
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+        dataset = tf.data.Dataset.zip((dataset, seeds)).map(
+            lambda pair, s: (pad_crop_flip(to_float(pair[0]), s) - mean_tensor, pair[1]),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+    else:
+        dataset = dataset.map(lambda x, y: (to_float(x) - mean_tensor, y), num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)

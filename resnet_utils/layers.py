@@ -1,0 +1,104 @@
+"""The one building block every CIFAR ResNet here is made of: ``resnet_layer``.
+
+A ``resnet_layer`` is a 2-D convolution, a batch normalisation and an activation. ResNet v1 applies
+them in that order (conv -> BN -> ReLU); ResNet v2 ("pre-activation") applies BN -> ReLU first and
+the convolution last. Every convolution uses ``padding="same"``, He-normal initialisation and an L2
+penalty of 1e-4 on its kernel, as in the classic Keras CIFAR-10 example.
+
+The module also holds ``ZeroPadShortcut``, the parameter-free shortcut of He et al. (option A).
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+#: L2 penalty on every convolution kernel (the Keras example's ``l2(1e-4)``).
+WEIGHT_DECAY = 1e-4
+
+
+def resnet_layer(
+    inputs: keras.KerasTensor,
+    num_filters: int = 16,
+    kernel_size: int = 3,
+    strides: int = 1,
+    activation: str | None = "relu",
+    batch_normalization: bool = True,
+    conv_first: bool = True,
+    name: str | None = None,
+) -> keras.KerasTensor:
+    """Apply conv -> BN -> activation (``conv_first=True``) or BN -> activation -> conv.
+
+    Args:
+        inputs: the tensor to transform, shaped (batch, height, width, channels).
+        num_filters: number of output channels of the convolution.
+        kernel_size: side of the square convolution kernel (3 or 1 in these networks).
+        strides: 2 halves height and width (used to downsample), 1 keeps them.
+        activation: name of a Keras activation, or ``None`` for no activation.
+        batch_normalization: whether to include the batch normalisation.
+        conv_first: ``True`` for the ResNet v1 order, ``False`` for the v2 (pre-activation) order.
+        name: prefix for the layer names; the layers are called ``{name}_conv``, ``{name}_bn`` and
+            ``{name}_{activation}``, so ``name="conv2_block1_1"`` gives ``conv2_block1_1_conv``...
+
+    Returns:
+        The output tensor. With ``padding="same"`` its height and width are the input's divided by
+        ``strides`` (rounded up) and it has ``num_filters`` channels.
+    """
+
+    def layer_name(suffix: str) -> str | None:
+        return f"{name}_{suffix}" if name else None
+
+    conv = layers.Conv2D(
+        num_filters,
+        kernel_size=kernel_size,
+        strides=strides,
+        padding="same",
+        kernel_initializer="he_normal",
+        kernel_regularizer=keras.regularizers.L2(WEIGHT_DECAY),
+        name=layer_name("conv"),
+    )
+
+    def normalise_and_activate(x: keras.KerasTensor) -> keras.KerasTensor:
+        if batch_normalization:
+            x = layers.BatchNormalization(name=layer_name("bn"))(x)
+        if activation is not None:
+            x = layers.Activation(activation, name=layer_name(activation))(x)
+        return x
+
+    if conv_first:
+        return normalise_and_activate(conv(inputs))
+    return conv(normalise_and_activate(inputs))
+
+
+@keras.saving.register_keras_serializable(package="resnet_utils")
+class ZeroPadShortcut(layers.Layer):
+    """He et al.'s option-A shortcut: subsample by ``strides`` and zero-pad the new channels.
+
+    It has no weights. Where a stage halves the feature map and doubles the width, the shortcut
+    keeps every ``strides``-th pixel and appends zero channels (half before, half after, as in the
+    common PyTorch CIFAR implementations), so ``x + F(x)`` still lines up.
+    """
+
+    def __init__(self, filters: int, strides: int = 2, **kwargs):
+        super().__init__(**kwargs)
+        self.filters = int(filters)
+        self.strides = int(strides)
+
+    def compute_output_shape(self, input_shape):
+        batch, height, width, _ = input_shape
+        shrink = lambda size: None if size is None else -(-size // self.strides)  # noqa: E731
+        return (batch, shrink(height), shrink(width), self.filters)
+
+    def call(self, inputs):
+        x = inputs[:, :: self.strides, :: self.strides, :]
+        missing = self.filters - inputs.shape[-1]
+        if missing < 0:
+            raise ValueError(
+                f"ZeroPadShortcut cannot shrink {inputs.shape[-1]} channels to {self.filters}; "
+                "use a projection shortcut instead."
+            )
+        before = missing // 2
+        return keras.ops.pad(x, [[0, 0], [0, 0], [0, 0], [before, missing - before]])
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters, "strides": self.strides}

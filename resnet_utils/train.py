@@ -1,0 +1,67 @@
+"""Command line for training: ``python -m resnet_utils.train --n 3 --version 1 --out runs/resnet20v1``.
+
+It only parses arguments; the work is done by :func:`resnet_utils.training.train`. Run it again
+with the same ``--out`` to resume an interrupted run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from resnet_utils import data as data_lib
+from resnet_utils import models, training
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m resnet_utils.train",
+        description="Train a CIFAR-10 ResNet into a run folder (CSV log, best/last .keras, metrics.json). "
+        "Rerun with the same --out to resume.",
+    )
+    model = parser.add_argument_group("model")
+    model.add_argument("--n", type=int, default=3, help="blocks per stage: depth 6n+2 (v1) or 9n+2 (v2); default 3")
+    model.add_argument("--depth", type=int, help="alternative to --n: 20, 32, 44, 56, 110 (v1) or 56, 110, 164 (v2)")
+    model.add_argument("--version", type=int, default=1, help="1 (basic blocks) or 2 (pre-activation bottleneck)")
+    model.add_argument("--shortcut", default="projection", help=f"one of {', '.join(models.SHORTCUTS)} ('none' = plain net)")
+    model.add_argument("--arch", default="cifar", help=f"one of {', '.join(training.ARCHS)}; resnet18/50 are ImageNet-style")
+    model.add_argument("--stem", default="imagenet", help="for resnet18/50: imagenet (7x7/2 + max-pool) or cifar (3x3/1)")
+    run = parser.add_argument_group("training")
+    run.add_argument("--schedule", default="keras", help=f"one of {', '.join(training.SCHEDULES)} (default keras: Adam, 200 epochs)")
+    run.add_argument("--epochs", type=int, help=f"default per schedule: {training.DEFAULT_EPOCHS}")
+    run.add_argument("--batch-size", type=int, help=f"default per schedule: {training.DEFAULT_BATCH_SIZE}")
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--out", required=True, help="run folder (created; an unfinished run there is resumed)")
+    run.add_argument("--restart", action="store_true", help="delete the run already in --out and start over")
+    run.add_argument("--mixed-precision", default="auto", choices=("auto", "on", "off"))
+    run.add_argument("--xla", default="auto", choices=("auto", "on", "off"))
+    run.add_argument("--verbose", default="auto", help="Keras verbosity: 0, 1 (progress bar), 2 (one line per epoch)")
+    source = parser.add_argument_group("data")
+    source.add_argument("--data", default="auto", help=f"one of {', '.join(data_lib.SOURCES)}")
+    source.add_argument("--data-dir", help=f"local CIFAR-10 copy (or set {data_lib.DATA_DIR_ENV})")
+    source.add_argument("--note", default="", help="free text stored in config.json (e.g. where the data came from)")
+    source.add_argument("--limit-train", type=int, help="train on the first N training images only (smoke runs)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        n = models.n_from_depth(args.depth, args.version) if args.depth is not None else args.n
+        config = training.TrainConfig(
+            out=args.out, n=n, version=args.version, shortcut=args.shortcut, arch=args.arch, stem=args.stem,
+            schedule=args.schedule, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
+            data=args.data, data_dir=args.data_dir, limit_train=args.limit_train,
+            mixed_precision=args.mixed_precision, xla=args.xla, restart=args.restart,
+            verbose=args.verbose if args.verbose == "auto" else int(args.verbose),
+            extra={"note": args.note} if args.note else {},
+        )
+        training.train(config)
+    except (ValueError, training.RunFolderError, training.TrainingDiverged) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2 if not isinstance(error, training.TrainingDiverged) else 3
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,535 @@
+"""Training a CIFAR-10 ResNet into a run folder: schedules, callbacks and ``train``.
+
+A run folder is the contract between training and everything after it (plots, notebooks, README):
+
+    config.json       what was asked for (model, schedule, epochs, batch size, seed, data)
+    log.csv           one row per finished epoch, exactly once, also across interruptions
+    best.keras        the model with the best test accuracy so far (written atomically)
+    last.keras        the model after the last finished epoch (written atomically)
+    predictions.npz   the best model's test-set probabilities and the true labels
+    metrics.json      final figures and provenance (hardware, versions, data, wall time, date)
+    backup/           Keras BackupAndRestore state while a run is unfinished
+
+Starting ``train`` again with the same folder resumes after the last finished epoch; a folder that
+holds another run is refused unless ``restart=True``.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import datetime as _dt
+import json
+import math
+import os
+import platform
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from resnet_utils import data as data_lib
+from resnet_utils import models
+
+SCHEDULES = ("keras", "paper", "fast")
+ARCHS = ("cifar", "resnet18", "resnet50")
+#: Epochs each schedule was designed for (``paper``: 64k iterations of batch 128 on 50k images).
+DEFAULT_EPOCHS = {"keras": 200, "paper": 164, "fast": 30}
+DEFAULT_BATCH_SIZE = {"keras": 32, "paper": 128, "fast": 128}
+#: Fields of config.json that define a run; a folder holding a run that differs in one is refused.
+IDENTITY_FIELDS = ("arch", "n", "version", "shortcut", "stem", "schedule", "epochs", "batch_size", "seed", "data", "limit_train")
+RUN_FILES = ("config.json", "log.csv", "best.keras", "last.keras", "best.json", "predictions.npz", "metrics.json", "mean.npy")
+
+
+class RunFolderError(RuntimeError):
+    """The output folder cannot be used for this run (unwritable, or holds another run)."""
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the last good checkpoints were kept."""
+
+
+# --- learning-rate schedules ----------------------------------------------------------------------
+
+
+@keras.saving.register_keras_serializable(package="resnet_utils")
+class StepDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """``base_lr * factors[k]`` where ``k`` is how many ``boundaries`` (in steps) have been reached.
+
+    ``StepDecay(0.1, [32000, 48000], [1, 0.1, 0.01])`` is the paper's schedule: 0.1 up to step
+    31,999, 0.01 from step 32,000, 0.001 from step 48,000.
+    """
+
+    def __init__(self, base_lr: float, boundaries: list[int], factors: list[float]):
+        if len(factors) != len(boundaries) + 1:
+            raise ValueError("StepDecay needs one more factor than boundaries.")
+        self.base_lr = float(base_lr)
+        self.boundaries = [int(b) for b in boundaries]
+        self.factors = [float(f) for f in factors]
+
+    def __call__(self, step):
+        step = keras.ops.convert_to_tensor(step, dtype="int64")
+        index = keras.ops.sum(keras.ops.cast(keras.ops.greater_equal(step, self.boundaries), "int32"))
+        return self.base_lr * keras.ops.take(keras.ops.convert_to_tensor(self.factors, "float32"), index)
+
+    def get_config(self):
+        return {"base_lr": self.base_lr, "boundaries": self.boundaries, "factors": self.factors}
+
+
+def make_schedule(name: str, epochs: int, steps_per_epoch: int) -> keras.optimizers.schedules.LearningRateSchedule:
+    """The learning rate per step for a schedule.
+
+    * ``keras``: the Keras example's Adam schedule, 1e-3, times 0.1 after 40% of training (epoch 80
+      of 200), 0.01 after 60%, 1e-3 after 80%, 5e-4 after 90%.
+    * ``paper``: He et al.'s SGD schedule, 0.1, divided by 10 at 50% and 75% of training
+      (iterations 32k and 48k of 64k).
+    * ``fast``: for short budgets, a linear warm-up to 0.1 over the first 5% of steps, then cosine
+      decay to zero (SGD with Nesterov momentum).
+
+    Boundaries scale with ``epochs``, so a shorter run keeps the shape of the schedule.
+    """
+    check_schedule(name)
+    _check_positive("epochs", epochs)
+    _check_positive("steps_per_epoch", steps_per_epoch)
+    total = epochs * steps_per_epoch
+    if name == "keras":
+        # The example lowers the rate "when epoch > 80" (0-based), i.e. from epoch 81 of 200 on.
+        starts = [int(epochs * e / 200) + 1 for e in (80, 120, 160, 180)]
+        return StepDecay(1e-3, [s * steps_per_epoch for s in starts], [1.0, 1e-1, 1e-2, 1e-3, 0.5e-3])
+    if name == "paper":
+        return StepDecay(0.1, [total // 2, total * 3 // 4], [1.0, 0.1, 0.01])
+    warmup = max(1, total // 20)
+    return keras.optimizers.schedules.CosineDecay(
+        0.0, decay_steps=max(1, total - warmup), alpha=0.0, warmup_target=0.1, warmup_steps=warmup
+    )
+
+
+def make_optimizer(name: str, epochs: int, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    """Adam for the Keras example's schedule, SGD with momentum 0.9 for ``paper`` and ``fast``."""
+    schedule = make_schedule(name, epochs, steps_per_epoch)
+    if name == "keras":
+        return keras.optimizers.Adam(learning_rate=schedule)
+    return keras.optimizers.SGD(learning_rate=schedule, momentum=0.9, nesterov=name == "fast")
+
+
+def check_schedule(name: str) -> None:
+    if name not in SCHEDULES:
+        raise ValueError(f"Unknown schedule {name!r}; choose one of {', '.join(SCHEDULES)}.")
+
+
+def _check_positive(what: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{what} must be a positive whole number; got {value!r}.")
+
+
+# --- configuration --------------------------------------------------------------------------------
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run. ``epochs``/``batch_size`` of ``None`` take the
+    schedule's defaults (``DEFAULT_EPOCHS``, ``DEFAULT_BATCH_SIZE``)."""
+
+    out: str
+    n: int = 3
+    version: int = 1
+    shortcut: str = "projection"
+    arch: str = "cifar"  # "cifar" (ResNet v1/v2 from n and version), "resnet18" or "resnet50"
+    stem: str = "imagenet"  # for resnet18/resnet50 only
+    schedule: str = "keras"
+    epochs: int | None = None
+    batch_size: int | None = None
+    seed: int = 0
+    data: str = "auto"  # auto | keras | folder | sample
+    data_dir: str | None = None
+    limit_train: int | None = None  # use only the first N training images (smoke runs)
+    mixed_precision: str = "auto"  # auto (on with a GPU) | on | off
+    xla: str = "auto"  # auto (on with a GPU) | on | off
+    restart: bool = False
+    verbose: int | str = "auto"
+    extra: dict = field(default_factory=dict)  # free-form notes stored in config.json
+
+    def __post_init__(self):
+        check_schedule(self.schedule)
+        self.epochs = DEFAULT_EPOCHS[self.schedule] if self.epochs is None else self.epochs
+        self.batch_size = DEFAULT_BATCH_SIZE[self.schedule] if self.batch_size is None else self.batch_size
+        _check_positive("epochs", self.epochs)
+        _check_positive("batch_size", self.batch_size)
+        if self.arch not in ARCHS:
+            raise ValueError(f"Unknown arch {self.arch!r}; choose one of {', '.join(ARCHS)}.")
+        if self.arch == "cifar":
+            models.depth_from_n(self.n, self.version)  # raises for bad n / version
+            models._check_shortcut(self.shortcut)
+        else:
+            models._check_stem(self.stem)
+        if self.data not in data_lib.SOURCES:
+            raise ValueError(f"Unknown data source {self.data!r}; choose one of {', '.join(data_lib.SOURCES)}.")
+        if self.limit_train is not None:
+            _check_positive("limit_train", self.limit_train)
+        for name in ("mixed_precision", "xla"):
+            if getattr(self, name) not in ("auto", "on", "off"):
+                raise ValueError(f"{name} must be 'auto', 'on' or 'off'; got {getattr(self, name)!r}.")
+
+    @property
+    def model_name(self) -> str:
+        if self.arch != "cifar":
+            return self.arch + ("_cifar_stem" if self.stem == "cifar" else "")
+        depth = models.depth_from_n(self.n, self.version)
+        if self.shortcut == "none":
+            return f"plain{depth}" + ("v2" if self.version == 2 else "")
+        return f"resnet{depth}v{self.version}" + ("_zeropad" if self.shortcut == "zeropad" else "")
+
+    def identity(self) -> dict:
+        return {name: getattr(self, name) for name in IDENTITY_FIELDS}
+
+    def command(self) -> str:
+        """The command line that reproduces this run."""
+        parts = ["python -m resnet_utils.train"]
+        if self.arch == "cifar":
+            parts += [f"--n {self.n}", f"--version {self.version}"]
+            if self.shortcut != "projection":
+                parts.append(f"--shortcut {self.shortcut}")
+        else:
+            parts += [f"--arch {self.arch}", f"--stem {self.stem}"]
+        parts += [f"--schedule {self.schedule}", f"--epochs {self.epochs}", f"--batch-size {self.batch_size}"]
+        if self.seed:
+            parts.append(f"--seed {self.seed}")
+        if self.limit_train:
+            parts.append(f"--limit-train {self.limit_train}")
+        if self.data != "auto":
+            parts.append(f"--data {self.data}")
+        if self.data_dir:
+            parts.append(f"--data-dir {self.data_dir}")
+        parts.append(f"--out {self.out}")
+        return " ".join(parts)
+
+
+def build_model(config: TrainConfig, output_dtype: str | None = None) -> keras.Model:
+    """The Keras model a config asks for (not compiled)."""
+    if config.arch == "resnet18":
+        return models.resnet18(config.stem)
+    if config.arch == "resnet50":
+        return models.resnet50(config.stem)
+    return models.build_resnet(config.n, config.version, shortcut=config.shortcut, output_dtype=output_dtype)
+
+
+# --- callbacks ------------------------------------------------------------------------------------
+
+
+def _finite(logs: dict | None) -> bool:
+    loss = (logs or {}).get("loss")
+    return loss is None or math.isfinite(float(loss))
+
+
+class EpochFacts(keras.callbacks.Callback):
+    """Adds the learning rate at the end of the epoch and the epoch's wall time to the logs."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None:
+            return
+        lr = self.model.optimizer.learning_rate
+        logs["learning_rate"] = float(keras.ops.convert_to_numpy(lr))
+        logs["epoch_time_s"] = round(time.perf_counter() - self._start, 2)
+
+
+class AtomicCheckpoint(keras.callbacks.Callback):
+    """Saves the model at the end of each epoch to ``path`` via a temporary file and ``os.replace``,
+    so a kill never leaves a half-written file. With ``monitor``, saves only when the monitored
+    value beats the best so far, which is kept in ``path``'s ``.json`` sidecar across restarts.
+    Skips epochs whose loss is not finite."""
+
+    def __init__(self, path: Path, monitor: str | None = None):
+        super().__init__()
+        self.path = Path(path)
+        self.monitor = monitor
+        self.record = self.path.with_suffix(".json")
+        self.best = -math.inf
+        if monitor and self.record.exists():
+            self.best = json.loads(self.record.read_text())[monitor]
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if not _finite(logs):
+            return
+        if self.monitor:
+            value = logs.get(self.monitor)
+            if value is None or not value > self.best:
+                return
+            self.best = float(value)
+        temporary = self.path.with_name(self.path.stem + ".partial.keras")
+        self.model.save(temporary)
+        os.replace(temporary, self.path)
+        if self.monitor:
+            _write_json(self.record, {"epoch": epoch + 1, self.monitor: self.best})
+
+
+class SafeBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """Keras's BackupAndRestore (with its double checkpoint) that never backs up a diverged model."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if _finite(logs):
+            super().on_epoch_end(epoch, logs)
+
+
+# --- the run folder -------------------------------------------------------------------------------
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    temporary = path.with_name(path.name + ".partial")
+    temporary.write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    os.replace(temporary, path)
+
+
+def prepare_run_folder(config: TrainConfig) -> Path:
+    """Create/check the output folder before any long work.
+
+    Raises ``RunFolderError`` if it cannot be written, or if it holds a different run and
+    ``config.restart`` is false. With ``restart``, the earlier run's files are deleted.
+    """
+    out = Path(config.out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as error:
+        raise RunFolderError(f"Cannot write to the output folder {str(out)!r} ({error}). Choose a folder you can write to with --out.") from error
+    config_path = out / "config.json"
+    if config.restart:
+        for name in RUN_FILES:
+            (out / name).unlink(missing_ok=True)
+        shutil.rmtree(out / "backup", ignore_errors=True)
+    elif config_path.exists():
+        previous = json.loads(config_path.read_text()).get("identity", {})
+        differences = {k: (previous.get(k), v) for k, v in config.identity().items() if previous.get(k) != v}
+        if differences:
+            listed = "; ".join(f"{k}: folder has {old!r}, asked {new!r}" for k, (old, new) in differences.items())
+            raise RunFolderError(
+                f"{out} holds a different run ({listed}). Use another --out, or pass --restart "
+                "(restart=True) to delete that run and start over."
+            )
+    elif any((out / name).exists() for name in ("log.csv", "best.keras", "last.keras")):
+        raise RunFolderError(f"{out} holds training files but no config.json; use another --out or --restart.")
+    return out
+
+
+def read_log(path: Path) -> list[dict]:
+    """Rows of a run's log.csv (complete rows only), as dicts of floats."""
+    if not Path(path).exists():
+        return []
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    good = []
+    for row in rows:
+        try:
+            good.append({k: float(v) for k, v in row.items()})
+        except (TypeError, ValueError):
+            break  # a line cut short by a kill
+    return good
+
+
+def _truncate_log(path: Path, keep_epochs: int) -> None:
+    """Keep only the log rows of the first ``keep_epochs`` epochs (resuming repeats the rest)."""
+    rows = [r for r in read_log(path) if r["epoch"] < keep_epochs]
+    if not path.exists():
+        return
+    with open(path, newline="") as f:
+        header = next(csv.reader(f), None)
+    temporary = path.with_name(path.name + ".partial")
+    with open(temporary, "w", newline="") as f:
+        if header and rows:
+            writer = csv.DictWriter(f, fieldnames=header)
+            writer.writeheader()
+            for row in rows:
+                writer.writerow({k: (int(v) if k == "epoch" else repr(v)) for k, v in row.items()})
+    os.replace(temporary, path)
+
+
+def _completed_epochs(out: Path) -> int:
+    for name in ("training_metadata.json", "training_metadata.json.bkp"):
+        path = out / "backup" / name
+        try:
+            return int(json.loads(path.read_text())["epoch"])
+        except (OSError, ValueError, KeyError):
+            continue
+    return 0
+
+
+def hardware_description() -> dict:
+    """CPU model and core count, GPU names: what made a run's timings."""
+    import tensorflow as tf
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpus = []
+    for gpu in tf.config.list_physical_devices("GPU"):
+        details = tf.config.experimental.get_device_details(gpu)
+        gpus.append(details.get("device_name", gpu.name))
+    return {"cpu": cpu, "cpu_count": os.cpu_count(), "gpus": gpus}
+
+
+def _versions() -> dict:
+    import tensorflow as tf
+
+    return {"python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__, "numpy": np.__version__}
+
+
+# --- training -------------------------------------------------------------------------------------
+
+
+def train(config: TrainConfig, data: data_lib.CifarData | None = None) -> dict:
+    """Train (or resume) the run ``config`` describes; return its final metrics (also in metrics.json).
+
+    The folder is checked before anything slow happens. Progress is shown by Keras. Mixed precision
+    and XLA are used on a GPU (``"auto"``), and ``tf.distribute.MirroredStrategy`` spreads the
+    batch over several GPUs when there are several.
+
+    Raises:
+        RunFolderError: the folder is unwritable or holds a different run.
+        TrainingDiverged: the loss became NaN/inf (best/last checkpoints of earlier epochs are kept).
+    """
+    import tensorflow as tf
+
+    out = prepare_run_folder(config)
+    metrics_path = out / "metrics.json"
+    if metrics_path.exists():
+        finished = json.loads(metrics_path.read_text())
+        if finished.get("status") == "complete":
+            print(f"{out} already holds the finished run ({finished['epochs_completed']} epochs); pass restart=True to train again.")
+            return finished
+
+    data = data or data_lib.load_cifar10(config.data, config.data_dir)
+    x_train, y_train = data.x_train, data.y_train
+    if config.limit_train:
+        x_train, y_train = x_train[: config.limit_train], y_train[: config.limit_train]
+    data_lib.check_arrays(x_train, y_train, what="training images")
+    data_lib.check_arrays(data.x_test, data.y_test, what="test images")
+    mean = data_lib.pixel_mean(x_train)
+    np.save(out / "mean.npy", mean)
+
+    gpus = tf.config.list_physical_devices("GPU")
+    use_mixed = config.mixed_precision == "on" or (config.mixed_precision == "auto" and bool(gpus))
+    use_xla = config.xla == "on" or (config.xla == "auto" and bool(gpus))
+    keras.mixed_precision.set_global_policy("mixed_float16" if use_mixed else "float32")
+    keras.utils.set_random_seed(config.seed)
+    strategy = tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
+
+    train_ds = data_lib.make_dataset(x_train, y_train, mean, config.batch_size, training=True, seed=config.seed)
+    test_ds = data_lib.make_dataset(data.x_test, data.y_test, mean, config.batch_size)
+    steps_per_epoch = math.ceil(len(x_train) / config.batch_size)
+    try:
+        with strategy.scope():
+            model = build_model(config, output_dtype="float32" if use_mixed else None)
+            model.compile(
+                optimizer=make_optimizer(config.schedule, config.epochs, steps_per_epoch),
+                loss="sparse_categorical_crossentropy",
+                metrics=["accuracy"],
+                jit_compile=use_xla,
+            )
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+    started = _dt.datetime.now(_dt.timezone.utc)
+    done_before = _completed_epochs(out)
+    _truncate_log(out / "log.csv", done_before)
+    if done_before:
+        print(f"Resuming {out} after epoch {done_before} of {config.epochs}.")
+    _write_json(out / "config.json", {
+        "identity": config.identity(),
+        "model": config.model_name,
+        "parameters": model.count_params(),
+        "data_dir": config.data_dir,
+        "data_description": data.describe(),
+        "train_images": int(len(x_train)),
+        "steps_per_epoch": steps_per_epoch,
+        "mixed_precision": use_mixed,
+        "xla": use_xla,
+        "replicas": strategy.num_replicas_in_sync,
+        "command": config.command(),
+        "extra": config.extra,
+    })
+
+    callbacks = [
+        EpochFacts(),
+        keras.callbacks.CSVLogger(str(out / "log.csv"), append=True),
+        AtomicCheckpoint(out / "best.keras", monitor="val_accuracy"),
+        AtomicCheckpoint(out / "last.keras"),
+        SafeBackupAndRestore(str(out / "backup"), double_checkpoint=True, delete_checkpoint=False),
+        keras.callbacks.TerminateOnNaN(),
+    ]
+    verbose = config.verbose
+    if verbose == "auto":
+        verbose = 1 if sys.stdout.isatty() or "ipykernel" in sys.modules else 2
+    model.fit(train_ds, epochs=config.epochs, validation_data=test_ds, callbacks=callbacks, verbose=verbose)
+
+    log = read_log(out / "log.csv")
+    if log and not math.isfinite(log[-1]["loss"]):
+        _write_json(metrics_path, {"status": "diverged", "epochs_completed": _completed_epochs(out), "date": started.isoformat()})
+        raise TrainingDiverged(
+            f"The loss became NaN or infinite in epoch {len(log)}; training stopped. best.keras and last.keras "
+            "still hold the last good epochs. Lower the learning rate or check the input data, then rerun with --restart."
+        )
+
+    metrics = finish_run(out, config, data, x_train)
+    shutil.rmtree(out / "backup", ignore_errors=True)
+    return metrics
+
+
+def finish_run(out: Path, config: TrainConfig, data: data_lib.CifarData, x_train: np.ndarray) -> dict:
+    """Evaluate best and last models on the test set; write predictions.npz and metrics.json."""
+    mean = np.load(out / "mean.npy")
+    test_ds = data_lib.make_dataset(data.x_test, data.y_test, mean, 256)
+    log = read_log(out / "log.csv")
+    results = {}
+    for which in ("best", "last"):
+        model = keras.models.load_model(out / f"{which}.keras")
+        probabilities = model.predict(test_ds, verbose=0)
+        results[which] = float(np.mean(probabilities.argmax(axis=1) == data.y_test))
+        if which == "best":
+            np.savez_compressed(out / "predictions.npz", probabilities=probabilities.astype(np.float16), labels=data.y_test.astype(np.int8))
+    best_record = json.loads((out / "best.json").read_text())
+    train_seconds = sum(row.get("epoch_time_s", 0.0) for row in log)
+    metrics = {
+        "status": "complete",
+        "model": config.model_name,
+        "parameters": int(model.count_params()),
+        "schedule": config.schedule,
+        "epochs_completed": len(log),
+        "batch_size": config.batch_size,
+        "test_accuracy_best": results["best"],
+        "test_accuracy_last": results["last"],
+        "best_epoch": best_record["epoch"],
+        "final_train_accuracy": log[-1]["accuracy"] if log else None,
+        "train_seconds": round(train_seconds, 1),
+        "seconds_per_epoch": round(train_seconds / max(1, len(log)), 2),
+        "train_images_per_second": round(len(x_train) * len(log) / train_seconds, 1) if train_seconds else None,
+        "data": data.describe(),
+        "train_images": int(len(x_train)),
+        "hardware": hardware_description(),
+        "versions": _versions(),
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": config.command(),
+    }
+    _write_json(out / "metrics.json", metrics)
+    print(f"Test accuracy: best {results['best']:.4f} (epoch {best_record['epoch']}), last {results['last']:.4f}. Wrote {out}/metrics.json")
+    return metrics
+
+
+def config_from_dict(values: dict) -> TrainConfig:
+    """A ``TrainConfig`` from a dict, ignoring keys it does not know."""
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    return TrainConfig(**{k: v for k, v in values.items() if k in names})
