@@ -271,6 +271,28 @@ class AtomicCheckpoint(keras.callbacks.Callback):
             _write_json(self.record, {"epoch": epoch + 1, self.monitor: self.best})
 
 
+class TimeBudget(keras.callbacks.Callback):
+    """Stops training once ``seconds`` of wall time have passed (checked after every batch): for
+    comparing models on one compute budget rather than one number of epochs."""
+
+    def __init__(self, seconds: float):
+        super().__init__()
+        self.seconds = float(seconds)
+        self.steps = 0
+
+    def on_train_begin(self, logs=None):
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps += 1
+        if time.perf_counter() - self._start >= self.seconds:
+            self.model.stop_training = True
+
+    @property
+    def elapsed(self) -> float:
+        return time.perf_counter() - self._start
+
+
 class SafeBackupAndRestore(keras.callbacks.BackupAndRestore):
     """Keras's BackupAndRestore (with its double checkpoint) that never backs up a diverged model."""
 

@@ -1,0 +1,134 @@
+"""Tables about a built model, as pandas DataFrames: parameters per stage, multiply-accumulates
+(MACs) per layer, feature-map sizes per stage, and receptive fields.
+
+Stages are read from the layer names (``conv1`` is the stem, ``conv2``..``conv5`` the stages, the
+rest the head), which holds for every model in :mod:`resnet_utils.models` and for
+``keras.applications.ResNet50``.
+"""
+
+from __future__ import annotations
+
+import keras
+import pandas as pd
+from keras import layers
+
+
+def stage_of(layer_name: str) -> str:
+    """``"conv3_block1_2_conv"`` -> ``"conv3"``; stem layers -> ``"conv1"``; the classifier -> ``"head"``."""
+    prefix = layer_name.split("_")[0]
+    if prefix in ("conv1", "pool1"):
+        return "conv1"
+    if prefix.startswith("conv") and prefix[4:].isdigit():
+        return prefix
+    if prefix in ("image", "input"):
+        return "input"
+    return "head"
+
+
+def _inputs_of(layer: layers.Layer) -> list[str]:
+    """Names of the layers whose outputs feed ``layer`` (in a functional model)."""
+    node = layer._inbound_nodes[0] if layer._inbound_nodes else None
+    if node is None:
+        return []
+    return [tensor._keras_history.operation.name for tensor in node.input_tensors]
+
+
+def _macs(layer: layers.Layer) -> int:
+    """Multiply-accumulates of one forward pass of one image through ``layer`` (conv and dense only)."""
+    if isinstance(layer, layers.Conv2D):
+        _, height, width, out_channels = layer.output.shape
+        kernel_h, kernel_w, in_channels, _ = layer.kernel.shape
+        return int(height * width * kernel_h * kernel_w * in_channels * out_channels)
+    if isinstance(layer, layers.Dense):
+        return int(layer.kernel.shape[0] * layer.kernel.shape[1])
+    return 0
+
+
+def layer_table(model: keras.Model) -> pd.DataFrame:
+    """One row per layer: name, stage, type, output shape, parameters, MACs per 32x32 image, and the
+    receptive field (in input pixels) of one output position along the deepest path."""
+    field: dict[str, tuple[int, int]] = {}  # layer name -> (receptive field, jump)
+    rows = []
+    for layer in model.layers:
+        parents = _inputs_of(layer)
+        rf, jump = max((field[p] for p in parents if p in field), default=(1, 1))
+        if isinstance(layer, (layers.Conv2D, layers.MaxPooling2D, layers.AveragePooling2D)):
+            kernel = layer.kernel_size[0] if isinstance(layer, layers.Conv2D) else layer.pool_size[0]
+            stride = layer.strides[0]
+            rf, jump = rf + (kernel - 1) * jump, jump * stride
+        field[layer.name] = (rf, jump)
+        shape = layer.output.shape
+        rows.append({
+            "layer": layer.name,
+            "stage": stage_of(layer.name),
+            "type": type(layer).__name__,
+            "output_shape": tuple(shape[1:]),
+            "parameters": int(layer.count_params()),
+            "macs": _macs(layer),
+            "receptive_field": rf if len(shape) == 4 else None,
+        })
+    return pd.DataFrame(rows)
+
+
+def _is_main_path_weighted(table: pd.DataFrame) -> pd.Series:
+    """Conv/dense layers that count towards a ResNet's depth (shortcut projections ``*_0_conv`` do not)."""
+    return table["type"].isin(["Conv2D", "Dense"]) & ~table["layer"].str.contains("_0_conv")
+
+
+def total_macs(model: keras.Model) -> int:
+    """Multiply-accumulates of one forward pass of one image (convolutions and dense layers)."""
+    return int(sum(_macs(layer) for layer in model.layers))
+
+
+def stage_table(model: keras.Model) -> pd.DataFrame:
+    """One row per stage: parameters, MACs, output feature map (height x width x channels), and
+    how many weighted layers it holds (conv/dense on the main path: the "depth" of ResNet20 is 20;
+    projection shortcuts are not counted, as in the paper)."""
+    table = layer_table(model)
+    table = table[table["stage"] != "input"]
+    weighted = _is_main_path_weighted(table)
+    grouped = table.assign(weighted=weighted).groupby("stage", sort=False)
+    result = pd.DataFrame({
+        "parameters": grouped["parameters"].sum(),
+        "macs": grouped["macs"].sum(),
+        "weighted_layers": grouped["weighted"].sum(),
+        "output": grouped["output_shape"].last().map(lambda s: " x ".join(map(str, s))),
+    })
+    result.loc["total"] = [result["parameters"].sum(), result["macs"].sum(), result["weighted_layers"].sum(), ""]
+    return result
+
+
+def feature_map_table(model: keras.Model) -> pd.DataFrame:
+    """Spatial size and width of the feature map after each stage (what a 32x32 image becomes)."""
+    table = layer_table(model)
+    table = table[table["receptive_field"].notna() & (table["stage"] != "head")]
+    last = table.groupby("stage", sort=False).last()
+    return pd.DataFrame({
+        "height": last["output_shape"].map(lambda s: s[0]),
+        "width": last["output_shape"].map(lambda s: s[1]),
+        "channels": last["output_shape"].map(lambda s: s[2]),
+        "receptive_field": last["receptive_field"].astype(int),
+    })
+
+
+def receptive_field(model: keras.Model) -> int:
+    """Receptive field (pixels) of one position of the last feature map before global pooling."""
+    table = layer_table(model)
+    return int(table[table["stage"] != "head"]["receptive_field"].dropna().iloc[-1])
+
+
+def summarize(models: dict[str, keras.Model]) -> pd.DataFrame:
+    """One row per model: weighted layers, parameters, MACs, and the final feature map."""
+    rows = []
+    for name, model in models.items():
+        table = layer_table(model)
+        spatial = table[table["receptive_field"].notna() & (table["stage"] != "head")].iloc[-1]
+        rows.append({
+            "model": name,
+            "weighted_layers": int(_is_main_path_weighted(table).sum()),
+            "parameters": int(model.count_params()),
+            "macs": int(table["macs"].sum()),
+            "last_feature_map": "x".join(map(str, spatial["output_shape"][:2])),
+            "receptive_field": int(spatial["receptive_field"]),
+        })
+    return pd.DataFrame(rows).set_index("model")
