@@ -9,6 +9,7 @@ rest the head), which holds for every model in :mod:`resnet_utils.models` and fo
 from __future__ import annotations
 
 import keras
+import numpy as np
 import pandas as pd
 from keras import layers
 
@@ -132,3 +133,19 @@ def summarize(models: dict[str, keras.Model]) -> pd.DataFrame:
             "receptive_field": int(spatial["receptive_field"]),
         })
     return pd.DataFrame(rows).set_index("model")
+
+
+def paper_parameter_count(model: keras.Model) -> int:
+    """Parameters as He et al. count them: trainable weights, without convolution biases.
+
+    Keras's ``count_params()`` also counts each BN layer's moving mean and variance (not learned)
+    and a bias in every convolution (redundant before BN; the paper's Caffe models have none).
+    With these left out, ``shortcut="zeropad"`` ResNets give the paper's Table 6 figures.
+    """
+    total = 0
+    for layer in model.layers:
+        for weight in layer.trainable_weights:
+            if isinstance(layer, layers.Conv2D) and weight is layer.bias:
+                continue
+            total += int(np.prod(weight.shape))
+    return total

@@ -1,0 +1,202 @@
+"""The models are the facts the notebooks teach: counts, shapes, layer order and the errors."""
+
+import keras
+import numpy as np
+import pytest
+from keras import layers
+
+from resnet_utils import models
+from resnet_utils.analysis import paper_parameter_count
+from resnet_utils.layers import ZeroPadShortcut, resnet_layer
+
+# Parameter counts of the classic Keras CIFAR-10 example (Keras 3), by (version, depth).
+KERAS_EXAMPLE_PARAMETERS = {
+    (1, 20): 274_442, (1, 32): 470_218, (1, 44): 665_994, (1, 56): 861_770, (1, 110): 1_742_762,
+    (2, 56): 1_673_738, (2, 110): 3_323_210, (2, 164): 4_972_682,
+}
+# He et al. 2016, Table 6 (option A shortcuts), rounded to 0.01M / 0.1M.
+PAPER_TABLE_6 = {20: 0.27, 32: 0.46, 44: 0.66, 56: 0.85, 110: 1.7}
+
+
+@pytest.mark.parametrize("version,depth", sorted(KERAS_EXAMPLE_PARAMETERS))
+def test_parameter_counts_match_the_keras_example(version, depth):
+    builder = models.resnet_v1 if version == 1 else models.resnet_v2
+    assert builder(depth=depth).count_params() == KERAS_EXAMPLE_PARAMETERS[(version, depth)]
+
+
+@pytest.mark.parametrize("depth", sorted(PAPER_TABLE_6))
+def test_zero_padding_shortcuts_match_the_papers_rounded_counts(depth):
+    millions = paper_parameter_count(models.resnet_v1(depth=depth, shortcut="zeropad")) / 1e6
+    digits = 1 if depth == 110 else 2
+    assert round(millions, digits) == PAPER_TABLE_6[depth]
+
+
+@pytest.mark.parametrize("n,version,depth", [(3, 1, 20), (9, 1, 56), (18, 1, 110), (6, 2, 56), (12, 2, 110)])
+def test_build_resnet_derives_depth_from_n(n, version, depth):
+    assert models.depth_from_n(n, version) == depth
+    assert models.n_from_depth(depth, version) == n
+    model = models.build_resnet(n, version)
+    assert model.name == f"resnet{depth}v{version}"
+    assert model.count_params() == KERAS_EXAMPLE_PARAMETERS.get((version, depth), model.count_params())
+
+
+def _reference(version: int, depth: int) -> keras.Model:
+    """An independent, anonymous-layer build of the Keras example's architecture (test oracle)."""
+    def unit(x, filters, kernel=3, strides=1, act="relu", bn=True, conv_first=True):
+        conv = layers.Conv2D(filters, kernel, strides=strides, padding="same", kernel_initializer="he_normal",
+                             kernel_regularizer=keras.regularizers.L2(1e-4))
+        if conv_first:
+            x = conv(x)
+        if bn:
+            x = layers.BatchNormalization()(x)
+        if act:
+            x = layers.Activation(act)(x)
+        return x if conv_first else conv(x)
+
+    inputs = keras.Input((32, 32, 3))
+    x = unit(inputs, 16)
+    if version == 1:
+        blocks, filters = (depth - 2) // 6, 16
+        for stage in range(3):
+            for b in range(blocks):
+                s = 2 if stage and not b else 1
+                y = unit(unit(x, filters, strides=s), filters, act=None)
+                if s == 2:
+                    x = unit(x, filters, kernel=1, strides=2, act=None, bn=False)
+                x = layers.Activation("relu")(layers.Add()([x, y]))
+            filters *= 2
+    else:
+        blocks, width = (depth - 2) // 9, 16
+        for stage in range(3):
+            out = width * (4 if stage == 0 else 2)
+            for b in range(blocks):
+                s = 2 if stage and not b else 1
+                first_of_all = stage == 0 and b == 0
+                y = unit(x, width, 1, s, None if first_of_all else "relu", not first_of_all, False)
+                y = unit(unit(y, width, conv_first=False), out, 1, conv_first=False)
+                if b == 0:
+                    x = unit(x, out, 1, s, None, False)
+                x = layers.Add()([x, y])
+            width = out
+        x = layers.Activation("relu")(layers.BatchNormalization()(x))
+    x = layers.Flatten()(layers.AveragePooling2D(8)(x))
+    return keras.Model(inputs, layers.Dense(10, activation="softmax", kernel_initializer="he_normal")(x))
+
+
+def _signature(model: keras.Model) -> list:
+    rows = []
+    for layer in model.layers[1:]:
+        config = layer.get_config()
+        keep = {k: config.get(k) for k in ("filters", "kernel_size", "strides", "padding", "activation", "pool_size", "units")}
+        keep["l2"] = (config.get("kernel_regularizer") or {}).get("config", {}).get("l2")
+        keep["init"] = (config.get("kernel_initializer") or {}).get("class_name")
+        parents = [t.shape for t in layer._inbound_nodes[0].input_tensors]
+        rows.append((type(layer).__name__, keep, [tuple(w.shape) for w in layer.weights], parents, layer.output.shape))
+    return rows
+
+
+@pytest.mark.parametrize("version,depth", [(1, 20), (1, 32), (2, 29), (2, 56)])
+def test_layer_for_layer_equivalent_to_the_keras_example(version, depth):
+    ours = (models.resnet_v1 if version == 1 else models.resnet_v2)(depth=depth)
+    assert _signature(ours) == _signature(_reference(version, depth))
+
+
+def test_layer_names_read_as_the_architecture():
+    names = [layer.name for layer in models.build_resnet(3, 1).layers]
+    for expected in ("conv1_conv", "conv2_block1_1_conv", "conv2_block3_2_bn", "conv3_block1_0_conv",
+                     "conv4_block3_add", "conv4_block3_out", "avg_pool", "predictions"):
+        assert expected in names
+    assert not any(name.startswith("conv5") for name in names)
+
+
+def test_output_and_stage_shapes():
+    model = models.build_resnet(3, 1)
+    assert model.output.shape == (None, 10)
+    for stage, shape in (("conv2_block3_out", (32, 32, 16)), ("conv3_block3_out", (16, 16, 32)), ("conv4_block3_out", (8, 8, 64))):
+        assert model.get_layer(stage).output.shape[1:] == shape
+    v2 = models.build_resnet(2, 2)
+    for stage, shape in (("conv2_block2_add", (32, 32, 64)), ("conv3_block2_add", (16, 16, 128)), ("conv4_block2_add", (8, 8, 256))):
+        assert v2.get_layer(stage).output.shape[1:] == shape
+    assert models.build_resnet(1, 1, num_classes=100).output.shape == (None, 100)
+
+
+def test_resnet_layer_orders_and_shapes():
+    inputs = keras.Input((32, 32, 8))
+    v1 = keras.Model(inputs, resnet_layer(inputs, 16, strides=2, name="a"))
+    assert [type(l).__name__ for l in v1.layers[1:]] == ["Conv2D", "BatchNormalization", "Activation"]
+    assert v1.output.shape == (None, 16, 16, 16)
+    v2 = keras.Model(inputs, resnet_layer(inputs, 16, conv_first=False, name="b"))
+    assert [type(l).__name__ for l in v2.layers[1:]] == ["BatchNormalization", "Activation", "Conv2D"]
+    assert v2.output.shape == (None, 32, 32, 16)
+    # 3*3*8*16 kernel + 16 bias, BN on 16 (v1) or 8 (v2) channels: 4 numbers each
+    assert v1.count_params() == 3 * 3 * 8 * 16 + 16 + 4 * 16
+    assert v2.count_params() == 3 * 3 * 8 * 16 + 16 + 4 * 8
+
+
+def test_shortcut_options_agree_where_they_must():
+    projection = models.build_resnet(3, 1)
+    zeropad = models.build_resnet(3, 1, shortcut="zeropad")
+    plain = models.build_resnet(3, 1, shortcut="none")
+    # Option A adds no parameters: the only difference is the two 1x1 projections (16->32, 32->64).
+    assert projection.count_params() - zeropad.count_params() == (16 * 32 + 32) + (32 * 64 + 64)
+    assert zeropad.count_params() == plain.count_params()
+    assert not any(isinstance(l, layers.Add) for l in plain.layers)
+    assert sum(isinstance(l, layers.Add) for l in zeropad.layers) == 9
+    # With the same weights, the first stage (no shape change) computes the same function.
+    for layer in zeropad.layers:
+        if layer.weights:
+            layer.set_weights(projection.get_layer(layer.name).get_weights())
+    x = np.random.default_rng(0).normal(size=(2, 32, 32, 3)).astype("float32")
+    stage = lambda m: keras.Model(m.input, m.get_layer("conv2_block3_out").output)(x)  # noqa: E731
+    np.testing.assert_allclose(stage(projection), stage(zeropad), rtol=1e-6)
+    block = lambda m: keras.Model(m.input, m.get_layer("conv3_block1_add").output)(x)  # noqa: E731
+    assert not np.allclose(block(projection), block(zeropad))
+
+
+def test_zero_pad_shortcut_subsamples_and_pads_channels():
+    x = np.arange(2 * 4 * 4 * 2, dtype="float32").reshape(2, 4, 4, 2)
+    y = np.asarray(ZeroPadShortcut(6, 2)(x))
+    assert y.shape == (2, 2, 2, 6)
+    np.testing.assert_array_equal(y[..., 2:4], x[:, ::2, ::2, :])
+    assert not y[..., :2].any() and not y[..., 4:].any()
+
+
+def test_models_with_custom_layer_round_trip_through_keras_files(tmp_path):
+    model = models.build_resnet(1, 1, shortcut="zeropad")
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    x = np.ones((1, 32, 32, 3), "float32")
+    np.testing.assert_allclose(model(x), loaded(x), rtol=1e-6)
+
+
+@pytest.mark.parametrize("call,message", [
+    (lambda: models.resnet_v1(depth=21), r"6n\+2 .*valid depths: 8, 14, 20"),
+    (lambda: models.resnet_v1(depth=2), r"6n\+2"),
+    (lambda: models.resnet_v2(depth=21), r"9n\+2 .*valid depths: 11, 20, 29"),
+    (lambda: models.build_resnet(0, 1), "n must be"),
+    (lambda: models.build_resnet(2.5, 1), "n must be"),
+    (lambda: models.build_resnet(3, 3), "version must be 1 or 2"),
+    (lambda: models.build_resnet(3, 1, shortcut="identity"), "shortcut must be one of"),
+    (lambda: models.resnet18(stem="tiny"), "stem must be"),
+])
+def test_bad_arguments_raise_value_errors_naming_valid_values(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+def test_imagenet_resnets():
+    keras50 = models.resnet50()
+    ours50 = models.imagenet_resnet([3, 4, 6, 3], True, "imagenet")
+    assert keras50.count_params() == ours50.count_params() == 23_608_202
+    assert [(l.name, [tuple(w.shape) for w in l.weights]) for l in keras50.layers[1:]] == \
+           [(l.name, [tuple(w.shape) for w in l.weights]) for l in ours50.layers[1:]]
+    assert keras50.get_layer("pool1_pool").output.shape[1:3] == (8, 8)
+    assert keras50.get_layer("conv5_block3_out").output.shape[1:3] == (1, 1)
+    cifar50 = models.resnet50("cifar")
+    assert cifar50.get_layer("conv2_block3_out").output.shape[1:3] == (32, 32)
+    assert cifar50.get_layer("conv5_block3_out").output.shape[1:3] == (4, 4)
+    r18 = models.resnet18()
+    assert 11.1e6 < r18.count_params() < 11.3e6
+    assert sum(isinstance(l, layers.Add) for l in r18.layers) == 8
+    # The CIFAR stem swaps 7x7x3x64 for 3x3x3x64 weights and nothing else.
+    assert r18.count_params() - models.resnet18("cifar").count_params() == (49 - 9) * 3 * 64
