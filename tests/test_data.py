@@ -1,0 +1,184 @@
+"""Loading CIFAR-10 from every source, refusing bad input clearly, and the tf.data pipeline."""
+
+import pickle
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from resnet_utils import data
+from resnet_utils.data import CLASS_NAMES, DataError
+
+
+@pytest.fixture(scope="module")
+def sample():
+    return data.load_sample()
+
+
+def write_image_folder(root, sample, per_class=2):
+    for split, x, y in (("train", sample.x_train, sample.y_train), ("test", sample.x_test, sample.y_test)):
+        for label, name in enumerate(CLASS_NAMES):
+            folder = root / split / name
+            folder.mkdir(parents=True)
+            for i, index in enumerate(np.flatnonzero(y == label)[:per_class]):
+                Image.fromarray(x[index]).save(folder / f"{i:04d}.png")
+    return root
+
+
+def test_shipped_sample_is_balanced_real_cifar(sample, capsys):
+    loaded = data.load_cifar10("sample")
+    assert "SAMPLE" in capsys.readouterr().out
+    assert loaded.is_sample and loaded.x_train.shape == (1000, 32, 32, 3) and loaded.x_test.shape == (500, 32, 32, 3)
+    assert loaded.x_train.dtype == np.uint8
+    assert np.bincount(loaded.y_train).tolist() == [100] * 10
+    assert np.bincount(loaded.y_test).tolist() == [50] * 10
+    assert 80 < loaded.x_train.mean() < 180  # real photographs, not noise or zeros
+
+
+def test_image_folder_round_trip_and_environment_variable(tmp_path, sample, monkeypatch):
+    root = write_image_folder(tmp_path / "cifar", sample)
+    loaded = data.load_cifar10("folder", root, verbose=False)
+    assert loaded.x_train.shape == (20, 32, 32, 3) and loaded.y_train.tolist() == sorted([*range(10)] * 2)
+    first_cat = sample.x_train[np.flatnonzero(sample.y_train == 3)[0]]
+    np.testing.assert_array_equal(loaded.x_train[6], first_cat)  # PNG is lossless
+    monkeypatch.setenv("RESNET_CIFAR10_DIR", str(root))
+    again = data.load_cifar10(verbose=False)  # auto + env var -> folder (served from the cache now)
+    assert again.source == "folder" and again.location == str(root)
+    np.testing.assert_array_equal(again.x_test, loaded.x_test)
+
+
+def test_extracted_python_batches(tmp_path, sample):
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    x = sample.x_train[:20]
+    flat = x.transpose(0, 3, 1, 2).reshape(20, -1)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        with open(folder / name, "wb") as f:
+            pickle.dump({b"data": flat, b"labels": sample.y_train[:20].tolist()}, f)
+    loaded = data.load_folder(tmp_path)
+    assert loaded.x_train.shape == (100, 32, 32, 3) and loaded.x_test.shape == (20, 32, 32, 3)
+    np.testing.assert_array_equal(loaded.x_test, x)
+
+
+def test_no_network_says_how_to_use_a_local_copy(monkeypatch):
+    import keras
+
+    def offline():
+        raise Exception("URL fetch failure on https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz: None -- [Errno -3]")
+
+    monkeypatch.setattr(keras.datasets.cifar10, "load_data", offline)
+    with pytest.raises(DataError, match="Could not download CIFAR-10.*RESNET_CIFAR10_DIR.*source='sample'"):
+        data.load_cifar10()
+
+
+def _break(root, how):
+    if how == "missing_folder":
+        return root / "nowhere", "does not exist"
+    if how == "missing_split":
+        import shutil
+        shutil.rmtree(root / "test")
+        return root, "has no test/ folder"
+    if how == "missing_class":
+        import shutil
+        shutil.rmtree(root / "train" / "frog")
+        return root, r"lacks the class folder\(s\) \['frog'\]"
+    if how == "unknown_class":
+        (root / "train" / "unicorn").mkdir()
+        return root, "unicorn.*does not have"
+    if how == "not_an_image":
+        (root / "train" / "cat" / "notes.txt").write_text("hello")
+        return root, "notes.txt is not an image file"
+    if how == "unreadable":
+        (root / "test" / "dog" / "9999.jpg").write_bytes(b"not really a jpeg")
+        return root, "Cannot read image .*9999.jpg"
+    if how == "wrong_size":
+        Image.new("RGB", (64, 48)).save(root / "train" / "ship" / "big.png")
+        return root, "big.png is a 64x48 RGB image; CIFAR-10 images must be 32x32 RGB"
+    if how == "wrong_mode":
+        Image.new("L", (32, 32)).save(root / "train" / "ship" / "grey.png")
+        return root, "grey.png is a 32x32 L image"
+    raise AssertionError(how)
+
+
+@pytest.mark.parametrize("how", ["missing_folder", "missing_split", "missing_class", "unknown_class",
+                                 "not_an_image", "unreadable", "wrong_size", "wrong_mode"])
+def test_broken_folders_get_clear_errors(tmp_path, sample, how):
+    root = write_image_folder(tmp_path / "cifar", sample, per_class=1)
+    path, message = _break(root, how)
+    with pytest.raises(DataError, match=message):
+        data.load_cifar10("folder", path, verbose=False)
+
+
+def test_unknown_source_and_folder_without_path():
+    with pytest.raises(DataError, match="Unknown data source 'imagenet'"):
+        data.load_cifar10("imagenet")
+    with pytest.raises(DataError, match="needs a folder"):
+        data.load_cifar10("folder")
+
+
+@pytest.mark.parametrize("images,labels,message", [
+    (np.zeros((4, 32, 32), np.uint8), np.zeros(4, int), r"shape \(N, 32, 32, 3\)"),
+    (np.zeros((4, 28, 28, 3), np.uint8), np.zeros(4, int), r"shape \(N, 32, 32, 3\)"),
+    (np.zeros((4, 32, 32, 3), np.float32), np.zeros(4, int), "must be uint8"),
+    (np.zeros((4, 32, 32, 3), np.uint8), np.zeros(3, int), "4 integers"),
+    (np.zeros((4, 32, 32, 3), np.uint8), np.eye(4, 10), "4 integers"),
+    (np.zeros((4, 32, 32, 3), np.uint8), np.array([0, 1, 10, 2]), r"0\.\.9.*from 0 to 10"),
+    (np.zeros((4, 32, 32, 3), np.uint8), np.array([0, -1, 1, 2]), r"0\.\.9"),
+    (np.zeros((4, 32, 32, 3), np.uint8), np.zeros(4, np.float32), "integers"),
+])
+def test_pipeline_refuses_bad_arrays(images, labels, message):
+    with pytest.raises(DataError, match=message):
+        data.make_dataset(images, labels, np.zeros((32, 32, 3)), 2)
+
+
+def test_pipeline_refuses_bad_batch_size_and_mean(sample):
+    with pytest.raises(DataError, match="batch_size must be a positive integer"):
+        data.make_dataset(sample.x_test, sample.y_test, data.pixel_mean(sample.x_train), 0)
+    with pytest.raises(DataError, match="mean must be a"):
+        data.make_dataset(sample.x_test, sample.y_test, np.zeros(3), 8)
+
+
+def test_evaluation_pipeline_scales_and_subtracts_the_mean(sample):
+    mean = data.pixel_mean(sample.x_train)
+    assert mean.shape == (32, 32, 3) and mean.dtype == np.float32 and 0.3 < mean.mean() < 0.6
+    x, y = next(iter(data.make_dataset(sample.x_test, sample.y_test, mean, 16)))
+    assert x.shape == (16, 32, 32, 3) and x.dtype.name == "float32" and y.dtype.name == "int32"
+    np.testing.assert_allclose(x.numpy(), sample.x_test[:16] / 255.0 - mean, atol=1e-6)
+    np.testing.assert_array_equal(y.numpy(), sample.y_test[:16])
+    batches = list(data.make_dataset(sample.x_test, sample.y_test, mean, 128))
+    assert [len(b[0]) for b in batches] == [128, 128, 128, 116]
+
+
+def _is_pad_crop_flip_of(augmented, original):
+    padded = np.pad(original, ((4, 4), (4, 4), (0, 0)))
+    for dy in range(9):
+        for dx in range(9):
+            window = padded[dy:dy + 32, dx:dx + 32]
+            if np.allclose(window, augmented, atol=1e-6) or np.allclose(window[:, ::-1], augmented, atol=1e-6):
+                return True
+    return False
+
+
+def test_training_pipeline_augments_shuffles_and_is_reproducible(sample):
+    pick = np.arange(0, 1000, 15)[:64]  # all ten classes
+    x, y = sample.x_train[pick], sample.y_train[pick]
+    mean = np.zeros((32, 32, 3), np.float32)
+    dataset = data.make_dataset(x, y, mean, 64, training=True, seed=3)
+    epoch1 = next(iter(dataset))
+    epoch2 = next(iter(dataset))
+    # shuffled: same multiset of labels, another order, and another order in the next epoch
+    assert sorted(epoch1[1].numpy()) == sorted(y)
+    assert not np.array_equal(epoch1[1].numpy(), y)
+    assert not np.array_equal(epoch1[1].numpy(), epoch2[1].numpy())
+    # every augmented image is a 32x32 window of the zero-padded original, maybe mirrored
+    originals = {}
+    for image, label in zip(x, y):
+        originals.setdefault(int(label), []).append(image / 255.0)
+    images, labels = epoch1[0].numpy(), epoch1[1].numpy()
+    for image, label in zip(images[:12], labels[:12]):
+        assert any(_is_pad_crop_flip_of(image, o) for o in originals[int(label)])
+    changed = sum(not any(np.allclose(image, o) for o in originals[int(label)]) for image, label in zip(images, labels))
+    assert changed > 32  # most images are moved or flipped
+    # the same seed gives the same first epoch
+    again = next(iter(data.make_dataset(x, y, mean, 64, training=True, seed=3)))
+    np.testing.assert_array_equal(again[0].numpy(), images)
