@@ -1,0 +1,178 @@
+"""Schedules, configs, train() into a run folder, resume, refusal, divergence, reproducibility."""
+
+import json
+import math
+
+import keras
+import numpy as np
+import pytest
+
+from resnet_utils import data, training
+from resnet_utils.training import RunFolderError, TrainConfig, TrainingDiverged, make_schedule
+
+
+def lr(schedule, step):
+    return float(schedule(step))
+
+
+def test_keras_example_schedule_both_sides_of_every_boundary():
+    spe = 10  # steps per epoch
+    schedule = make_schedule("keras", 200, spe)
+    # the example lowers the rate when the (0-based) epoch exceeds 80, 120, 160, 180
+    for epoch, before, after in ((81, 1e-3, 1e-4), (121, 1e-4, 1e-5), (161, 1e-5, 1e-6), (181, 1e-6, 5e-7)):
+        assert lr(schedule, epoch * spe - 1) == pytest.approx(before)
+        assert lr(schedule, epoch * spe) == pytest.approx(after)
+    assert lr(schedule, 0) == pytest.approx(1e-3)
+    assert lr(schedule, 200 * spe - 1) == pytest.approx(5e-7)
+
+
+def test_paper_schedule_32k_48k_64k():
+    schedule = make_schedule("paper", 160, 400)  # 64,000 iterations
+    assert lr(schedule, 0) == pytest.approx(0.1)
+    assert lr(schedule, 31_999) == pytest.approx(0.1)
+    assert lr(schedule, 32_000) == pytest.approx(0.01)
+    assert lr(schedule, 47_999) == pytest.approx(0.01)
+    assert lr(schedule, 48_000) == pytest.approx(0.001)
+    assert lr(schedule, 63_999) == pytest.approx(0.001)
+
+
+def test_fast_schedule_warms_up_then_decays_to_zero():
+    schedule = make_schedule("fast", 20, 100)  # 2,000 steps, 100 of warm-up
+    assert lr(schedule, 0) == pytest.approx(0.0)
+    assert lr(schedule, 50) == pytest.approx(0.05, rel=1e-3)
+    assert lr(schedule, 100) == pytest.approx(0.1, rel=1e-3)
+    values = [lr(schedule, s) for s in range(100, 2001, 100)]
+    assert all(a > b for a, b in zip(values, values[1:]))
+    assert values[-1] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_schedules_round_trip_through_serialization():
+    schedule = make_schedule("paper", 4, 10)
+    restored = keras.optimizers.schedules.deserialize(keras.optimizers.schedules.serialize(schedule))
+    assert [lr(restored, s) for s in (0, 19, 20, 29, 30)] == [lr(schedule, s) for s in (0, 19, 20, 29, 30)]
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"epochs": 0}, "epochs must be a positive whole number"),
+    ({"epochs": -3}, "epochs must be a positive whole number"),
+    ({"batch_size": 0}, "batch_size must be a positive whole number"),
+    ({"batch_size": 12.5}, "batch_size must be a positive whole number"),
+    ({"schedule": "cosine"}, "Unknown schedule 'cosine'; choose one of keras, paper, fast"),
+    ({"n": 0}, "n must be a whole number >= 1"),
+    ({"version": 3}, "version must be 1 or 2"),
+    ({"shortcut": "dense"}, "shortcut must be one of"),
+    ({"arch": "vgg"}, "Unknown arch"),
+    ({"data": "web"}, "Unknown data source"),
+])
+def test_bad_configs_are_refused_before_any_work(tmp_path, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(out=str(tmp_path / "run"), **kwargs)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_tiny_training_run_lowers_the_loss():
+    sample = data.load_sample()
+    x, y = sample.x_train[::10], sample.y_train[::10]  # 100 images, all classes
+    mean = data.pixel_mean(x)
+    keras.utils.set_random_seed(0)
+    from resnet_utils.models import build_resnet
+
+    model = build_resnet(1, 1)
+    model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    history = model.fit(data.make_dataset(x, y, mean, 25), epochs=12, verbose=0).history
+    assert history["loss"][-1] < 0.7 * history["loss"][0]
+    assert history["accuracy"][-1] > 0.3
+
+
+def small_config(out, **overrides):
+    values = dict(out=str(out), n=1, version=1, schedule="fast", epochs=2, batch_size=32, data="sample",
+                  limit_train=96, verbose=0)
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+@pytest.fixture(scope="module")
+def sample():
+    return data.load_sample()
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, sample):
+    out = tmp_path_factory.mktemp("runs") / "r8"
+    metrics = training.train(small_config(out), sample)
+    return out, metrics
+
+
+def test_train_writes_the_run_folder_contract(finished_run):
+    out, metrics = finished_run
+    for name in ("config.json", "log.csv", "best.keras", "last.keras", "best.json", "predictions.npz", "metrics.json"):
+        assert (out / name).exists(), name
+    assert not (out / "backup").exists()
+    log = training.read_log(out / "log.csv")
+    assert [row["epoch"] for row in log] == [0, 1]
+    assert {"loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "epoch_time_s"} <= set(log[0])
+    assert metrics["status"] == "complete" and metrics["epochs_completed"] == 2
+    assert metrics["parameters"] == 78_666  # ResNet8 v1 (n=1)
+    assert metrics["test_accuracy_best"] == pytest.approx(max(r["val_accuracy"] for r in log), abs=1e-6)
+    assert metrics["hardware"]["cpu_count"] >= 1 and metrics["versions"]["keras"].startswith("3.")
+    assert metrics["command"].startswith("python -m resnet_utils.train --n 1 --version 1 --schedule fast --epochs 2")
+    with np.load(out / "predictions.npz") as saved:
+        assert saved["probabilities"].shape == (500, 10) and saved["labels"].shape == (500,)
+    config = json.loads((out / "config.json").read_text())
+    assert config["model"] == "resnet8v1" and config["identity"]["epochs"] == 2
+
+
+def test_a_finished_run_is_not_trained_again(finished_run, sample, capsys):
+    out, metrics = finished_run
+    before = (out / "log.csv").read_text()
+    again = training.train(small_config(out), sample)
+    assert "already holds the finished run" in capsys.readouterr().out
+    assert again == metrics and (out / "log.csv").read_text() == before
+
+
+def test_a_folder_holding_another_run_is_refused_unless_restarted(finished_run, sample, tmp_path):
+    out, _ = finished_run
+    with pytest.raises(RunFolderError, match=r"holds a different run \(n: folder has 1, asked 2.*--restart"):
+        training.train(small_config(out, n=2), sample)
+    with pytest.raises(RunFolderError, match="schedule: folder has 'fast', asked 'paper'"):
+        training.train(small_config(out, schedule="paper"), sample)
+    copy = tmp_path / "copy"
+    import shutil
+
+    shutil.copytree(out, copy)
+    metrics = training.train(small_config(copy, epochs=1, restart=True), sample)
+    assert metrics["epochs_completed"] == 1
+    assert len(training.read_log(copy / "log.csv")) == 1
+
+
+def test_an_unwritable_output_folder_is_reported_before_training(tmp_path, sample, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setattr(data, "load_cifar10", lambda *a, **k: pytest.fail("data was loaded"))
+    with pytest.raises(RunFolderError, match="Cannot write to the output folder"):
+        training.train(small_config(blocker / "run"))
+
+
+def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoints(tmp_path, sample, monkeypatch):
+    # A schedule that is sane for the first epoch (3 steps) and absurd afterwards.
+    monkeypatch.setattr(training, "make_schedule", lambda name, epochs, spe: training.StepDecay(0.01, [spe], [1.0, 1e30]))
+    out = tmp_path / "nan"
+    with pytest.raises(TrainingDiverged, match="NaN or infinite in epoch 2.*best.keras and last.keras"):
+        training.train(small_config(out, epochs=4), sample)
+    for name in ("best.keras", "last.keras"):
+        model = keras.models.load_model(out / name)
+        assert all(np.isfinite(w).all() for w in model.get_weights())
+    assert json.loads((out / "best.json").read_text())["epoch"] == 1
+    assert json.loads((out / "metrics.json").read_text())["status"] == "diverged"
+    assert json.loads((out / "backup" / "training_metadata.json").read_text())["epoch"] == 1
+
+
+def test_same_seed_gives_the_same_first_epoch_loss_on_cpu(tmp_path, sample):
+    losses = []
+    for name in ("a", "b"):
+        training.train(small_config(tmp_path / name, epochs=1, seed=7), sample)
+        losses.append(training.read_log(tmp_path / name / "log.csv")[0]["loss"])
+    assert losses[0] == losses[1]
+    training.train(small_config(tmp_path / "c", epochs=1, seed=8), sample)
+    assert training.read_log(tmp_path / "c" / "log.csv")[0]["loss"] != losses[0]
+    assert math.isfinite(losses[0])
