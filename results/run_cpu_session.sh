@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The real runs behind results/ made on a 2-core CPU session (see results/README.md).
-# CIFAR-10: the full JPEG copy (../shared/data/cifar10, extracted to $CIFAR10_DIR).
+# The real runs behind results/, made with the project's own command line on a 2-core CPU
+# (see results/README.md). Data: the full CIFAR-10 JPEG copy (../shared/data/cifar10), extracted
+# to $CIFAR10_DIR. A run that is already complete is skipped; an interrupted one resumes.
 set -u
 CIFAR10_DIR=${CIFAR10_DIR:-/tmp/cifar10}
 NOTE="full CIFAR-10 (50k/10k) from the JPEG copy in ../shared/data/cifar10 (lossy re-encoding of the original)"
@@ -10,8 +11,10 @@ run() {  # run NAME ARGS...
   python -m resnet_utils.train "$@" --data folder --data-dir "$CIFAR10_DIR" --verbose 2 \
     --note "$NOTE" --out "results/$name" >>"results/$name/stdout.log" 2>&1
 }
+# Issue 4: ResNet20 v1 on the best budget a 2-core CPU allows in one session.
 run resnet20v1-fast-15ep --n 3 --version 1 --schedule fast --epochs 15
-run plain20-fast-2ep     --n 3 --shortcut none --schedule fast --epochs 2
-run resnet20v1-fast-2ep  --n 3 --schedule fast --epochs 2
-run plain56-fast-2ep     --n 9 --shortcut none --schedule fast --epochs 2
-run resnet56v1-fast-2ep  --n 9 --schedule fast --epochs 2
+# Issue 6 (notebook 08): plain vs residual, same schedule and budget for all four.
+run plain20-fast-3ep     --n 3 --shortcut none --schedule fast --epochs 3
+run resnet20v1-fast-3ep  --n 3 --schedule fast --epochs 3
+run plain56-fast-3ep     --n 9 --shortcut none --schedule fast --epochs 3
+run resnet56v1-fast-3ep  --n 9 --schedule fast --epochs 3
