@@ -86,6 +86,7 @@ def runs_table(runs: dict[str, Run]) -> pd.DataFrame:
             "test_accuracy": m.get("test_accuracy_best"),
             "test_error_%": round(100 * (1 - m["test_accuracy_best"]), 2) if "test_accuracy_best" in m else None,
             "train_minutes": round(m["train_seconds"] / 60, 1) if "train_seconds" in m else None,
+            "data": "; ".join(filter(None, [m.get("data", c.get("data_description")), c.get("extra", {}).get("note")])),
             "hardware": device if m else None,
             "date": m.get("date", "")[:10] or None,
             "status": m.get("status", "unfinished"),

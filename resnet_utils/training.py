@@ -546,6 +546,7 @@ def finish_run(out: Path, config: TrainConfig, data: data_lib.CifarData, x_train
         "seconds_per_epoch": round(train_seconds / max(1, len(log)), 2),
         "train_images_per_second": round(len(x_train) * len(log) / train_seconds, 1) if train_seconds else None,
         "data": data.describe(),
+        "data_note": config.extra.get("note", ""),
         "train_images": int(len(x_train)),
         "hardware": hardware_description(),
         "versions": _versions(),
