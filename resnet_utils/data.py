@@ -122,6 +122,9 @@ def load_sample() -> CifarData:
 def load_folder(data_dir: str | os.PathLike, cache: bool = True) -> CifarData:
     """Load a local copy: ``train/<class>/`` + ``test/<class>/`` image folders or ``cifar-10-batches-py``.
 
+    Image folders come back in class order (all airplanes, then all automobiles, ...); use
+    :func:`balanced_subset` to take a fair part of them.
+
     Decoded image folders are cached as a ``.npz`` (under ``RESNET_CACHE_DIR`` or
     ``~/.cache/resnet_utils``), keyed by the folder's path and file list, so later loads are fast.
     """
@@ -219,6 +222,18 @@ def _load_batches(folder: Path) -> CifarData:
     x_train = np.concatenate([x for x, _ in train])
     y_train = np.concatenate([y for _, y in train])
     return CifarData(x_train, y_train, x_test, y_test, "folder", str(folder))
+
+
+def balanced_subset(labels: np.ndarray, per_class: int, seed: int = 0) -> np.ndarray:
+    """Indices of ``per_class`` randomly chosen images of each class, in random order.
+
+    Image folders load class by class (all airplanes first), so ``x_test[:500]`` is not a fair
+    sample; ``x_test[balanced_subset(y_test, 50)]`` is.
+    """
+    labels = np.asarray(labels).reshape(-1)
+    rng = np.random.default_rng(seed)
+    chosen = [rng.choice(np.flatnonzero(labels == c), size=per_class, replace=False) for c in np.unique(labels)]
+    return rng.permutation(np.concatenate(chosen))
 
 
 def check_arrays(images: np.ndarray, labels: np.ndarray, num_classes: int = 10, what: str = "images") -> None:

@@ -502,7 +502,8 @@ def train(config: TrainConfig, data: data_lib.CifarData | None = None) -> dict:
     verbose = config.verbose
     if verbose == "auto":
         verbose = 1 if sys.stdout.isatty() or "ipykernel" in sys.modules else 2
-    model.fit(train_ds, epochs=config.epochs, validation_data=test_ds, callbacks=callbacks, verbose=verbose)
+    # shuffle=False: the tf.data pipeline shuffles already (Keras would only warn).
+    model.fit(train_ds, epochs=config.epochs, validation_data=test_ds, callbacks=callbacks, verbose=verbose, shuffle=False)
 
     log = read_log(out / "log.csv")
     if log and not math.isfinite(log[-1]["loss"]):

@@ -182,3 +182,11 @@ def test_training_pipeline_augments_shuffles_and_is_reproducible(sample):
     # the same seed gives the same first epoch
     again = next(iter(data.make_dataset(x, y, mean, 64, training=True, seed=3)))
     np.testing.assert_array_equal(again[0].numpy(), images)
+
+
+def test_balanced_subset_takes_each_class_equally_and_reproducibly(sample):
+    picked = data.balanced_subset(sample.y_test, 5, seed=1)
+    assert len(picked) == 50 and len(set(picked)) == 50
+    assert np.bincount(sample.y_test[picked]).tolist() == [5] * 10
+    assert sorted(sample.y_test[picked[:10]].tolist()) != [0] * 10  # not in class order
+    np.testing.assert_array_equal(picked, data.balanced_subset(sample.y_test, 5, seed=1))
