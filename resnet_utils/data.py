@@ -224,6 +224,12 @@ def _load_batches(folder: Path) -> CifarData:
     return CifarData(x_train, y_train, x_test, y_test, "folder", str(folder))
 
 
+def random_subset(length: int, size: int, seed: int = 0) -> np.ndarray:
+    """Sorted indices of ``size`` of ``length`` items chosen at random (seeded): how
+    ``TrainConfig.limit_train`` picks its training images."""
+    return np.sort(np.random.default_rng(seed).permutation(length)[:size])
+
+
 def balanced_subset(labels: np.ndarray, per_class: int, seed: int = 0) -> np.ndarray:
     """Indices of ``per_class`` randomly chosen images of each class, in random order.
 

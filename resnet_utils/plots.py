@@ -76,7 +76,8 @@ def augmentation_preview(images: np.ndarray, views: int = 6, seed: int = 0):
 def lr_schedule_plot(schedules: dict, steps_per_epoch: int, epochs: int, log_scale: bool = True):
     """Learning rate against epoch for one or more Keras schedules (name -> schedule)."""
     fig, ax = plt.subplots(figsize=(7, 3.5))
-    steps = np.arange(0, epochs * steps_per_epoch, max(1, steps_per_epoch // 10))
+    total = epochs * steps_per_epoch
+    steps = np.unique(np.concatenate([np.linspace(0, total - 1, 1500).astype(int), np.arange(min(total, 200))]))
     for name, schedule in schedules.items():
         values = [float(schedule(int(s))) for s in steps]
         ax.plot(steps / steps_per_epoch, values, label=name)
@@ -128,7 +129,9 @@ def error_curves(groups: dict[str, dict[str, pd.DataFrame]], title_suffix: str =
                 continue
             ax.plot(log["epoch"], 100 * (1 - log["accuracy"]), f"C{index}--", linewidth=1, label=f"{name} train")
             ax.plot(log["epoch"], 100 * (1 - log["val_accuracy"]), f"C{index}-", linewidth=2.2, label=f"{name} test")
-        ax.set_title(f"{group}{title_suffix}"); ax.set_xlabel("epoch"); ax.grid(alpha=0.3); ax.legend(fontsize=8)
+        ax.set_title(f"{group}{title_suffix}"); ax.set_xlabel("epoch"); ax.grid(alpha=0.3)
+        if ax.lines:
+            ax.legend(fontsize=8)
     axes[0, 0].set_ylabel("error (%)")
     fig.tight_layout()
     return fig
@@ -163,7 +166,7 @@ def bar_chart(frame: pd.DataFrame, column: str, title: str = "", log_scale: bool
     ax.barh([str(i) for i in frame.index], frame[column], color=colors)
     ax.invert_yaxis()
     for y, value in enumerate(frame[column]):
-        ax.text(value, y, f" {value:,.4g}", va="center", fontsize=8)
+        ax.text(value, y, f" {value:,.0f}" if abs(value) >= 1000 else f" {value:.4g}", va="center", fontsize=8)
     if log_scale:
         ax.set_xscale("log")
     ax.set_xlabel(column.replace("_", " ")); ax.set_title(title); ax.grid(axis="x", alpha=0.3)

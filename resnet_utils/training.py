@@ -147,7 +147,7 @@ class TrainConfig:
     seed: int = 0
     data: str = "auto"  # auto | keras | folder | sample
     data_dir: str | None = None
-    limit_train: int | None = None  # use only the first N training images (smoke runs)
+    limit_train: int | None = None  # train on N randomly chosen (seeded) training images (smoke runs)
     mixed_precision: str = "auto"  # auto (on with a GPU) | on | off
     xla: str = "auto"  # auto (on with a GPU) | on | off
     restart: bool = False
@@ -442,8 +442,11 @@ def train(config: TrainConfig, data: data_lib.CifarData | None = None) -> dict:
 
     data = data or data_lib.load_cifar10(config.data, config.data_dir)
     x_train, y_train = data.x_train, data.y_train
-    if config.limit_train:
-        x_train, y_train = x_train[: config.limit_train], y_train[: config.limit_train]
+    if config.limit_train and config.limit_train < len(x_train):
+        # A random (seeded) subset: folder copies are stored class by class, so the first N would
+        # hold only one or two classes.
+        keep = data_lib.random_subset(len(x_train), config.limit_train, config.seed)
+        x_train, y_train = x_train[keep], y_train[keep]
     data_lib.check_arrays(x_train, y_train, what="training images")
     data_lib.check_arrays(data.x_test, data.y_test, what="test images")
     mean = data_lib.pixel_mean(x_train)
