@@ -6,6 +6,7 @@ Never trains anything: it reads ``config.json``, ``log.csv``, ``metrics.json`` a
 
 from __future__ import annotations
 
+import csv
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,15 +41,28 @@ class Run:
             return arrays["probabilities"].astype(np.float32), arrays["labels"].astype(np.int64)
 
 
+def read_log(path: str | Path) -> list[dict]:
+    """The complete rows of a run's ``log.csv`` as dicts of floats (epochs numbered from 0, as
+    Keras writes them); a last line cut short by a kill is left out."""
+    if not Path(path).exists():
+        return []
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    good = []
+    for row in rows:
+        try:
+            good.append({k: float(v) for k, v in row.items()})
+        except (TypeError, ValueError):
+            break
+    return good
+
+
 def read_log_frame(path: str | Path) -> pd.DataFrame:
     """A run's ``log.csv`` as a DataFrame (epochs numbered from 1), or an empty one."""
-    path = Path(path)
-    if not path.exists() or path.stat().st_size == 0:
-        return pd.DataFrame()
-    frame = pd.read_csv(path).apply(pd.to_numeric, errors="coerce").dropna(how="all")
+    frame = pd.DataFrame(read_log(path))
     if "epoch" in frame:
         frame["epoch"] = frame["epoch"].astype(int) + 1
-    return frame.reset_index(drop=True)
+    return frame
 
 
 def load_run(path: str | Path) -> Run:

@@ -35,6 +35,7 @@ import numpy as np
 
 from resnet_utils import data as data_lib
 from resnet_utils import models
+from resnet_utils.runs import read_log
 
 SCHEDULES = ("keras", "paper", "fast")
 ARCHS = ("cifar", "resnet18", "resnet50")
@@ -347,21 +348,6 @@ def prepare_run_folder(config: TrainConfig) -> Path:
     elif any((out / name).exists() for name in ("log.csv", "best.keras", "last.keras")):
         raise RunFolderError(f"{out} holds training files but no config.json; use another --out or --restart.")
     return out
-
-
-def read_log(path: Path) -> list[dict]:
-    """Rows of a run's log.csv (complete rows only), as dicts of floats."""
-    if not Path(path).exists():
-        return []
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    good = []
-    for row in rows:
-        try:
-            good.append({k: float(v) for k, v in row.items()})
-        except (TypeError, ValueError):
-            break  # a line cut short by a kill
-    return good
 
 
 def _truncate_log(path: Path, keep_epochs: int) -> None:
