@@ -4,8 +4,8 @@ A run folder is the contract between training and everything after it (plots, no
 
     config.json       what was asked for (model, schedule, epochs, batch size, seed, data)
     log.csv           one row per finished epoch, exactly once, also across interruptions
-    best.keras        the model with the best test accuracy so far (no optimizer state; atomic)
-    last.keras        the model and optimizer after the last finished epoch (atomic)
+    best.keras        the model with the best test accuracy so far (written atomically)
+    last.keras        the model after the last finished epoch (written atomically)
     predictions.npz   the best model's test-set probabilities and the true labels
     metrics.json      final figures and provenance (hardware, versions, data, wall time, date)
     backup/           Keras BackupAndRestore state while a run is unfinished
@@ -245,14 +245,12 @@ class AtomicCheckpoint(keras.callbacks.Callback):
     """Saves the model at the end of each epoch to ``path`` via a temporary file and ``os.replace``,
     so a kill never leaves a half-written file. With ``monitor``, saves only when the monitored
     value beats the best so far, which is kept in ``path``'s ``.json`` sidecar across restarts.
-    Skips epochs whose loss is not finite. ``with_optimizer=False`` saves the model alone (about
-    half the size: no optimizer slots), enough for evaluation and analysis."""
+    Skips epochs whose loss is not finite."""
 
-    def __init__(self, path: Path, monitor: str | None = None, with_optimizer: bool = True):
+    def __init__(self, path: Path, monitor: str | None = None):
         super().__init__()
         self.path = Path(path)
         self.monitor = monitor
-        self.with_optimizer = with_optimizer
         self.record = self.path.with_suffix(".json")
         self.best = -math.inf
         if monitor and self.record.exists():
@@ -268,11 +266,7 @@ class AtomicCheckpoint(keras.callbacks.Callback):
                 return
             self.best = float(value)
         temporary = self.path.with_name(self.path.stem + ".partial.keras")
-        model = self.model
-        if not self.with_optimizer:
-            model = keras.models.clone_model(self.model)
-            model.set_weights(self.model.get_weights())
-        model.save(temporary)
+        self.model.save(temporary)
         os.replace(temporary, self.path)
         if self.monitor:
             _write_json(self.record, {"epoch": epoch + 1, self.monitor: self.best})
@@ -483,7 +477,7 @@ def train(config: TrainConfig, data: data_lib.CifarData | None = None) -> dict:
     callbacks = [
         EpochFacts(),
         keras.callbacks.CSVLogger(str(out / "log.csv"), append=True),
-        AtomicCheckpoint(out / "best.keras", monitor="val_accuracy", with_optimizer=False),
+        AtomicCheckpoint(out / "best.keras", monitor="val_accuracy"),
         AtomicCheckpoint(out / "last.keras"),
         SafeBackupAndRestore(str(out / "backup"), double_checkpoint=True, delete_checkpoint=False),
         keras.callbacks.TerminateOnNaN(),
