@@ -17,6 +17,12 @@ from keras import layers
 WEIGHT_DECAY = 1e-4
 
 
+def channel_axis() -> int:
+    """The channel axis under Keras's image data format: -1 for ``channels_last`` (the default,
+    and the fastest layout on CPUs and on GPUs with mixed precision), 1 for ``channels_first``."""
+    return 1 if keras.config.image_data_format() == "channels_first" else -1
+
+
 def resnet_layer(
     inputs: keras.KerasTensor,
     num_filters: int = 16,
@@ -60,7 +66,7 @@ def resnet_layer(
 
     def normalise_and_activate(x: keras.KerasTensor) -> keras.KerasTensor:
         if batch_normalization:
-            x = layers.BatchNormalization(name=layer_name("bn"))(x)
+            x = layers.BatchNormalization(axis=channel_axis(), name=layer_name("bn"))(x)
         if activation is not None:
             x = layers.Activation(activation, name=layer_name(activation))(x)
         return x

@@ -27,14 +27,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     model.add_argument("--arch", default="cifar", help=f"one of {', '.join(training.ARCHS)}; resnet18/50 are ImageNet-style")
     model.add_argument("--stem", default="imagenet", help="for resnet18/50: imagenet (7x7/2 + max-pool) or cifar (3x3/1)")
     run = parser.add_argument_group("training")
-    run.add_argument("--schedule", default="keras", help=f"one of {', '.join(training.SCHEDULES)} (default keras: Adam, 200 epochs)")
+    run.add_argument("--schedule", default="fast", help=f"one of {', '.join(training.SCHEDULES)} (default fast: SGD, warm-up + cosine, 30 epochs at batch 128; keras: the example's Adam recipe, 200 epochs at batch 32)")
     run.add_argument("--epochs", type=int, help=f"default per schedule: {training.DEFAULT_EPOCHS}")
     run.add_argument("--batch-size", type=int, help=f"default per schedule: {training.DEFAULT_BATCH_SIZE}")
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--out", required=True, help="run folder (created; an unfinished run there is resumed)")
     run.add_argument("--restart", action="store_true", help="delete the run already in --out and start over")
-    run.add_argument("--mixed-precision", default="auto", choices=("auto", "on", "off"))
+    run.add_argument("--mixed-precision", default="auto", choices=training.PRECISIONS,
+                     help="auto (default): bfloat16 on GPUs from A100 on and on CPUs with AVX-512 BF16/AMX, float16 on older GPUs, else float32")
     run.add_argument("--xla", default="auto", choices=("auto", "on", "off"))
+    run.add_argument("--steps-per-execution", type=int, help=f"batches per compiled call; default 1 on a CPU, {training.GPU_STEPS_PER_EXECUTION} on a GPU")
     run.add_argument("--verbose", default="auto", help="Keras verbosity: 0, 1 (progress bar), 2 (one line per epoch)")
     source = parser.add_argument_group("data")
     source.add_argument("--data", default="auto", help=f"one of {', '.join(data_lib.SOURCES)}")
@@ -52,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
             out=args.out, n=n, version=args.version, shortcut=args.shortcut, arch=args.arch, stem=args.stem,
             schedule=args.schedule, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
             data=args.data, data_dir=args.data_dir, limit_train=args.limit_train,
-            mixed_precision=args.mixed_precision, xla=args.xla, restart=args.restart,
+            mixed_precision=args.mixed_precision, xla=args.xla, steps_per_execution=args.steps_per_execution, restart=args.restart,
             verbose=args.verbose if args.verbose == "auto" else int(args.verbose),
             extra={"note": args.note} if args.note else {},
         )

@@ -38,10 +38,14 @@ from resnet_utils import models
 from resnet_utils.runs import read_log
 
 SCHEDULES = ("keras", "paper", "fast")
+PRECISIONS = ("auto", "on", "off", "bfloat16", "float16")
 ARCHS = ("cifar", "resnet18", "resnet50")
 #: Epochs each schedule was designed for (``paper``: 64k iterations of batch 128 on 50k images).
 DEFAULT_EPOCHS = {"keras": 200, "paper": 164, "fast": 30}
 DEFAULT_BATCH_SIZE = {"keras": 32, "paper": 128, "fast": 128}
+#: Training steps per call into the compiled graph on a GPU, where ResNet20's step is so short that
+#: Python's per-step overhead would dominate. On a CPU a step takes ~0.25 s and 1 loses nothing.
+GPU_STEPS_PER_EXECUTION = 16
 #: Fields of config.json that define a run; a folder holding a run that differs in one is refused.
 IDENTITY_FIELDS = ("arch", "n", "version", "shortcut", "stem", "schedule", "epochs", "batch_size", "seed", "data", "limit_train")
 RUN_FILES = ("config.json", "log.csv", "best.keras", "last.keras", "best.json", "predictions.npz", "metrics.json", "mean.npy")
@@ -142,15 +146,16 @@ class TrainConfig:
     shortcut: str = "projection"
     arch: str = "cifar"  # "cifar" (ResNet v1/v2 from n and version), "resnet18" or "resnet50"
     stem: str = "imagenet"  # for resnet18/resnet50 only
-    schedule: str = "keras"
+    schedule: str = "fast"  # the fastest correct recipe measured (benchmarks/RESULTS.md)
     epochs: int | None = None
     batch_size: int | None = None
     seed: int = 0
     data: str = "auto"  # auto | keras | folder | sample
     data_dir: str | None = None
     limit_train: int | None = None  # train on N randomly chosen (seeded) training images (smoke runs)
-    mixed_precision: str = "auto"  # auto (on with a GPU) | on | off
-    xla: str = "auto"  # auto (on with a GPU) | on | off
+    mixed_precision: str = "auto"  # auto | on | off | bfloat16 | float16: see precision_policy()
+    xla: str = "auto"  # auto (on with a GPU only) | on | off
+    steps_per_execution: int | None = None  # None: 1 on a CPU, GPU_STEPS_PER_EXECUTION on a GPU
     restart: bool = False
     verbose: int | str = "auto"
     extra: dict = field(default_factory=dict)  # free-form notes stored in config.json
@@ -172,9 +177,12 @@ class TrainConfig:
             raise ValueError(f"Unknown data source {self.data!r}; choose one of {', '.join(data_lib.SOURCES)}.")
         if self.limit_train is not None:
             _check_positive("limit_train", self.limit_train)
-        for name in ("mixed_precision", "xla"):
-            if getattr(self, name) not in ("auto", "on", "off"):
-                raise ValueError(f"{name} must be 'auto', 'on' or 'off'; got {getattr(self, name)!r}.")
+        if self.mixed_precision not in PRECISIONS:
+            raise ValueError(f"mixed_precision must be one of {', '.join(PRECISIONS)}; got {self.mixed_precision!r}.")
+        if self.steps_per_execution is not None:
+            _check_positive("steps_per_execution", self.steps_per_execution)
+        if self.xla not in ("auto", "on", "off"):
+            raise ValueError(f"xla must be 'auto', 'on' or 'off'; got {self.xla!r}.")
 
     @property
     def model_name(self) -> str:
@@ -371,6 +379,45 @@ def _completed_epochs(out: Path) -> int:
     return 0
 
 
+def cpu_has_native_bfloat16() -> bool:
+    """True if the CPU computes bfloat16 dot products in hardware (AVX-512 BF16 or AMX), where
+    oneDNN runs bfloat16 convolutions about twice as fast as float32 ones (see benchmarks/)."""
+    try:
+        flags = next((line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")), "")
+    except OSError:
+        return False
+    return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))
+
+
+def precision_policy(setting: str = "auto") -> str:
+    """The Keras dtype policy for a ``mixed_precision`` setting on this machine.
+
+    * ``auto``/``on``: ``mixed_bfloat16`` on a GPU of compute capability 8.0 or newer (A100, H100:
+      no loss scaling needed) and on a CPU with native bfloat16 (AVX-512 BF16/AMX);
+      ``mixed_float16`` on older GPUs; for ``auto``, ``float32`` elsewhere (``on`` then still
+      picks ``mixed_bfloat16``, which is correct but slower than float32 on such CPUs).
+    * ``off``: ``float32``.  ``bfloat16``/``float16``: that mixed policy, whatever the machine.
+
+    Variables stay float32 under every mixed policy, and Keras computes batch normalization and
+    our float32 classifier in float32, so mixed precision changes speed, not the model.
+    """
+    if setting not in PRECISIONS:
+        raise ValueError(f"mixed_precision must be one of {', '.join(PRECISIONS)}; got {setting!r}.")
+    if setting == "off":
+        return "float32"
+    if setting in ("bfloat16", "float16"):
+        return "mixed_" + setting
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        capability = tf.config.experimental.get_device_details(gpus[0]).get("compute_capability", (0, 0))
+        return "mixed_bfloat16" if tuple(capability) >= (8, 0) else "mixed_float16"
+    if cpu_has_native_bfloat16() or setting == "on":
+        return "mixed_bfloat16"
+    return "float32"
+
+
 def hardware_description() -> dict:
     """CPU model and core count, GPU names: what made a run's timings."""
     import tensorflow as tf
@@ -397,6 +444,40 @@ def _versions() -> dict:
 
 
 # --- training -------------------------------------------------------------------------------------
+
+
+def speed_settings(config: TrainConfig) -> dict:
+    """How ``train`` will run ``config`` on this machine: the dtype policy (``precision_policy``),
+    XLA (on with a GPU for ``"auto"``) and the steps per compiled call. None of them changes the model."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    return {
+        "precision_policy": precision_policy(config.mixed_precision),
+        "xla": config.xla == "on" or (config.xla == "auto" and bool(gpus)),
+        "steps_per_execution": config.steps_per_execution or (GPU_STEPS_PER_EXECUTION if gpus else 1),
+    }
+
+
+def compile_model(config: TrainConfig, steps_per_epoch: int) -> tuple[keras.Model, dict]:
+    """The model of ``config``, compiled exactly as ``train`` compiles it (optimizer and schedule,
+    loss, accuracy, ``speed_settings``); returns it with those settings. Call it inside a
+    ``tf.distribute`` strategy's scope to spread it over several GPUs."""
+    speed = speed_settings(config)
+    mixed = speed["precision_policy"] != "float32"
+    keras.mixed_precision.set_global_policy(speed["precision_policy"])
+    try:
+        model = build_model(config, output_dtype="float32" if mixed else None)
+        model.compile(
+            optimizer=make_optimizer(config.schedule, config.epochs, steps_per_epoch),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+            jit_compile=speed["xla"],
+            steps_per_execution=speed["steps_per_execution"],
+        )
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    return model, speed
 
 
 def train(config: TrainConfig, data: data_lib.CifarData | None = None) -> dict:
@@ -433,26 +514,13 @@ def train(config: TrainConfig, data: data_lib.CifarData | None = None) -> dict:
     np.save(out / "mean.npy", mean)
 
     gpus = tf.config.list_physical_devices("GPU")
-    use_mixed = config.mixed_precision == "on" or (config.mixed_precision == "auto" and bool(gpus))
-    use_xla = config.xla == "on" or (config.xla == "auto" and bool(gpus))
-    keras.mixed_precision.set_global_policy("mixed_float16" if use_mixed else "float32")
     keras.utils.set_random_seed(config.seed)
     strategy = tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
-
     train_ds = data_lib.make_dataset(x_train, y_train, mean, config.batch_size, training=True, seed=config.seed)
     test_ds = data_lib.make_dataset(data.x_test, data.y_test, mean, config.batch_size)
     steps_per_epoch = math.ceil(len(x_train) / config.batch_size)
-    try:
-        with strategy.scope():
-            model = build_model(config, output_dtype="float32" if use_mixed else None)
-            model.compile(
-                optimizer=make_optimizer(config.schedule, config.epochs, steps_per_epoch),
-                loss="sparse_categorical_crossentropy",
-                metrics=["accuracy"],
-                jit_compile=use_xla,
-            )
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
+    with strategy.scope():
+        model, speed = compile_model(config, steps_per_epoch)
 
     started = _dt.datetime.now(_dt.timezone.utc)
     done_before = _completed_epochs(out)
@@ -467,8 +535,8 @@ def train(config: TrainConfig, data: data_lib.CifarData | None = None) -> dict:
         "data_description": data.describe(),
         "train_images": int(len(x_train)),
         "steps_per_epoch": steps_per_epoch,
-        "mixed_precision": use_mixed,
-        "xla": use_xla,
+        "mixed_precision": speed["precision_policy"] != "float32",
+        **speed,
         "replicas": strategy.num_replicas_in_sync,
         "command": config.command(),
         "extra": config.extra,

@@ -18,3 +18,6 @@ run plain20-fast-3ep     --n 3 --shortcut none --schedule fast --epochs 3
 run resnet20v1-fast-3ep  --n 3 --schedule fast --epochs 3
 run plain56-fast-3ep     --n 9 --shortcut none --schedule fast --epochs 3
 run resnet56v1-fast-3ep  --n 9 --schedule fast --epochs 3
+# Issue 7: the fast default recipe (fast schedule, batch 128, mixed_bfloat16 picked by
+# --mixed-precision auto on this AVX-512 BF16 CPU) for its 30 epochs.
+run resnet20v1-fast-30ep --n 3 --version 1 --schedule fast --epochs 30

@@ -200,3 +200,18 @@ def test_imagenet_resnets():
     assert sum(isinstance(l, layers.Add) for l in r18.layers) == 8
     # The CIFAR stem swaps 7x7x3x64 for 3x3x3x64 weights and nothing else.
     assert r18.count_params() - models.resnet18("cifar").count_params() == (49 - 9) * 3 * 64
+
+
+@pytest.mark.parametrize("n,version", [(3, 1), (2, 2)])
+def test_channels_first_builds_the_same_network(n, version):
+    """The benchmark's channels-first layout: same layers, same weights, BN over axis 1."""
+    reference = models.build_resnet(n, version)
+    keras.config.set_image_data_format("channels_first")
+    try:
+        transposed = models.build_resnet(n, version, input_shape=(3, 32, 32))
+    finally:
+        keras.config.set_image_data_format("channels_last")
+    assert [layer.name for layer in transposed.layers] == [layer.name for layer in reference.layers]
+    assert transposed.count_params() == reference.count_params()
+    assert all(layer.axis in (1, [1]) for layer in transposed.layers if isinstance(layer, keras.layers.BatchNormalization))
+    assert transposed.output_shape == (None, 10)

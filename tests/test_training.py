@@ -176,3 +176,48 @@ def test_same_seed_gives_the_same_first_epoch_loss_on_cpu(tmp_path, sample):
     training.train(small_config(tmp_path / "c", epochs=1, seed=8), sample)
     assert training.read_log(tmp_path / "c" / "log.csv")[0]["loss"] != losses[0]
     assert math.isfinite(losses[0])
+
+
+# --- the fast default path (issue 7) --------------------------------------------------------------
+
+
+def test_the_default_recipe_is_the_fast_schedule():
+    config = TrainConfig(out="unused")
+    assert (config.schedule, config.epochs, config.batch_size) == ("fast", 30, 128)
+    assert (config.mixed_precision, config.xla) == ("auto", "auto")
+
+
+@pytest.mark.parametrize("setting,expected", [("off", "float32"), ("bfloat16", "mixed_bfloat16"), ("float16", "mixed_float16")])
+def test_explicit_precision_settings(setting, expected):
+    assert training.precision_policy(setting) == expected
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_precision_on_a_cpu_follows_native_bfloat16(monkeypatch, native):
+    monkeypatch.setattr(training, "cpu_has_native_bfloat16", lambda: native)
+    assert training.precision_policy("auto") == ("mixed_bfloat16" if native else "float32")
+    assert training.precision_policy("on") == "mixed_bfloat16"  # asked for: correct, if slower
+
+
+def test_bad_precision_and_steps_per_execution_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="mixed_precision must be one of auto, on, off, bfloat16, float16; got 'half'"):
+        TrainConfig(out=str(tmp_path / "run"), mixed_precision="half")
+    with pytest.raises(ValueError, match="steps_per_execution must be a positive whole number"):
+        TrainConfig(out=str(tmp_path / "run"), steps_per_execution=0)
+    with pytest.raises(ValueError, match="mixed_precision must be one of"):
+        training.precision_policy("fp8")
+
+
+def test_mixed_bfloat16_training_keeps_float32_weights_and_outputs(tmp_path, sample):
+    out = tmp_path / "bf16"
+    metrics = training.train(small_config(out, epochs=1, mixed_precision="bfloat16", steps_per_execution=2), sample)
+    config = json.loads((out / "config.json").read_text())
+    assert config["precision_policy"] == "mixed_bfloat16" and config["steps_per_execution"] == 2
+    assert [int(r["epoch"]) for r in training.read_log(out / "log.csv")] == [0]
+    model = keras.models.load_model(out / "best.keras")
+    assert {w.dtype.name for w in model.get_weights()} == {"float32"}  # variables stay float32
+    assert model.get_layer("conv1_conv").compute_dtype == "bfloat16"
+    probabilities = model.predict(sample.x_test[:8].astype("float32") / 255, verbose=0)
+    assert probabilities.dtype == np.float32
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    assert 0.0 <= metrics["test_accuracy_best"] <= 1.0

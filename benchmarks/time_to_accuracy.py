@@ -1,0 +1,145 @@
+"""Time to accuracy: the classic Keras recipe against this project's default, on one epoch budget.
+
+    python benchmarks/time_to_accuracy.py --epochs 4 --data folder --data-dir /tmp/cifar10 \\
+        --out results/time-to-accuracy-4ep
+
+Trains ResNet20 v1 on the full training set for ``--epochs`` epochs three ways, each into its own
+run folder under ``--out`` (a finished one is skipped when the command is run again):
+
+* ``classic``: the Keras example's recipe (batch 32, Adam at 1e-3, which is its rate for its first
+  80 epochs, ``ImageDataGenerator`` augmentation in Python; see ``classic_recipe.py``);
+* ``default``: ``training.train`` with its defaults (the ``fast`` schedule over the same number of
+  epochs: SGD with Nesterov momentum, warm-up then cosine decay, batch 128, tf.data pipeline,
+  the precision ``auto`` picks on this machine);
+* ``default-float32``: the same in float32, to show what mixed precision does to accuracy.
+
+Prints (and writes to ``--out``/summary.md) test accuracy, training wall time and images/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+import classic_recipe  # noqa: E402
+from resnet_utils import data as data_lib  # noqa: E402
+from resnet_utils import models, training  # noqa: E402
+from resnet_utils.runs import read_log  # noqa: E402
+
+RECIPES = ("classic", "default", "default-float32")
+
+
+def train_classic(out: Path, dataset: data_lib.CifarData, epochs: int, seed: int, limit_train: int | None) -> dict:
+    """The classic recipe into ``out`` (log.csv, metrics.json in the run-folder format)."""
+    import keras
+
+    out.mkdir(parents=True, exist_ok=True)
+    x_train, y_train = dataset.x_train, dataset.y_train
+    if limit_train and limit_train < len(x_train):
+        keep = data_lib.random_subset(len(x_train), limit_train, seed)
+        x_train, y_train = x_train[keep], y_train[keep]
+    keras.utils.set_random_seed(seed)
+    mean = data_lib.pixel_mean(x_train)
+    model = models.build_resnet(3, 1)
+    model.compile(classic_recipe.classic_optimizer(), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    (out / "log.csv").unlink(missing_ok=True)
+    model.fit(
+        classic_recipe.classic_flow(x_train, y_train, mean, seed=seed),
+        validation_data=(classic_recipe.classic_inputs(dataset.x_test, mean), dataset.y_test),
+        validation_batch_size=256,
+        epochs=epochs,
+        verbose=2,
+        callbacks=[training.EpochFacts(), keras.callbacks.CSVLogger(str(out / "log.csv"))],
+    )
+    log = read_log(out / "log.csv")
+    seconds = sum(row["epoch_time_s"] for row in log)
+    metrics = {
+        "status": "complete", "model": "resnet20v1", "schedule": "classic (Adam 1e-3, ImageDataGenerator)",
+        "epochs_completed": len(log), "batch_size": classic_recipe.CLASSIC_BATCH_SIZE,
+        "test_accuracy_last": log[-1]["val_accuracy"], "test_accuracy_best": max(r["val_accuracy"] for r in log),
+        "train_seconds": round(seconds, 1), "train_images_per_second": round(len(x_train) * len(log) / seconds, 1),
+        "precision_policy": "float32", "data": dataset.describe(), "train_images": int(len(x_train)),
+        "hardware": training.hardware_description(), "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    return metrics
+
+
+def train_default(out: Path, dataset: data_lib.CifarData, epochs: int, seed: int, limit_train: int | None,
+                  precision: str, data_source: str, data_dir: str | None) -> dict:
+    config = training.TrainConfig(out=str(out), n=3, version=1, epochs=epochs, seed=seed, limit_train=limit_train,
+                                  mixed_precision=precision, data=data_source, data_dir=data_dir, verbose=2)
+    metrics = training.train(config, dataset)
+    metrics["precision_policy"] = json.loads((out / "config.json").read_text()).get("precision_policy", "?")
+    return metrics
+
+
+def summary(out: Path, recipes: list[str]) -> pd.DataFrame:
+    rows = []
+    for recipe in recipes:
+        path = out / recipe / "metrics.json"
+        if not path.exists():
+            continue
+        m = json.loads(path.read_text())
+        precision = m.get("precision_policy") or json.loads((out / recipe / "config.json").read_text()).get("precision_policy", "?")
+        rows.append({
+            "recipe": recipe, "schedule": m["schedule"], "batch": m["batch_size"], "precision": precision,
+            "epochs": m["epochs_completed"], "test accuracy (last epoch)": f"{100 * m['test_accuracy_last']:.2f}%",
+            "train minutes": round(m["train_seconds"] / 60, 1), "train img/s": m["train_images_per_second"],
+        })
+    return pd.DataFrame(rows)
+
+
+def main(argv: list[str] | None = None) -> pd.DataFrame:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=RECIPES)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--data", default="auto", choices=data_lib.SOURCES)
+    parser.add_argument("--data-dir")
+    parser.add_argument("--limit-train", type=int, help="train on N random images (smoke runs only)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    out = Path(args.out)
+    dataset = data_lib.load_cifar10(args.data, args.data_dir)
+    for recipe in args.recipes:
+        folder = out / recipe
+        metrics_path = folder / "metrics.json"
+        if metrics_path.exists() and json.loads(metrics_path.read_text()).get("status") == "complete":
+            print(f"{folder}: finished already, skipped")
+            continue
+        print(f"--- {recipe}: {args.epochs} epochs into {folder}", flush=True)
+        started = time.perf_counter()
+        if recipe == "classic":
+            train_classic(folder, dataset, args.epochs, args.seed, args.limit_train)
+        else:
+            train_default(folder, dataset, args.epochs, args.seed, args.limit_train,
+                          "off" if recipe == "default-float32" else "auto", args.data, args.data_dir)
+        print(f"--- {recipe}: done in {time.perf_counter() - started:.0f} s", flush=True)
+
+    table = summary(out, args.recipes)
+    hardware = training.hardware_description()
+    device = ", ".join(hardware["gpus"]) or f"{hardware['cpu']}, {hardware['cpu_count']} cores, no GPU"
+    header = f"ResNet20 v1, {args.epochs} epochs, {dataset.describe()}; {device}; {dt.date.today()}"
+    print(header)
+    print(table.to_string(index=False))
+    from throughput import markdown_table
+
+    (out / "summary.md").write_text(f"{header}\n\n{markdown_table(table)}\n")
+    return table
+
+
+if __name__ == "__main__":
+    main()
