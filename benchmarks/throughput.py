@@ -283,7 +283,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--images", type=int, default=2048, help="images timed per variant per round")
     parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds; the table shows the best round")
     parser.add_argument("--no-memory", action="store_true", help="skip the per-variant memory probe on a CPU")
-    parser.add_argument("--markdown", help="also write the table as Markdown to this file")
+    parser.add_argument("--markdown", help="also write the table as Markdown to this file (and as CSV beside it)")
     parser.add_argument("--probe", help=argparse.SUPPRESS)  # internal: one variant's memory, as JSON
     args = parser.parse_args(argv)
 
@@ -317,6 +317,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         print(table.to_string(index=False))
     if args.markdown:
         Path(args.markdown).write_text(f"{header}\n\n{markdown_table(table)}\n")
+        table.assign(machine=device, date=str(dt.date.today())).to_csv(Path(args.markdown).with_suffix(".csv"), index=False)
     return table
 
 

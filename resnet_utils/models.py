@@ -271,6 +271,7 @@ def imagenet_resnet(
     num_classes: int = 10,
     use_bias: bool | None = None,
     name: str = "resnet",
+    output_dtype: str | None = None,
 ) -> keras.Model:
     """An ImageNet-style ResNet (four stages, widths 64-512) with either stem.
 
@@ -278,7 +279,7 @@ def imagenet_resnet(
     Table 1 (a 32x32 image is 8x8 after it); ``stem="cifar"`` is one 3x3 stride-1 convolution and no
     pooling, so the first stage sees the full 32x32 map. Layer names follow ``keras.applications``.
     ``use_bias`` defaults to ``True`` for bottleneck nets (as keras.applications.ResNet50) and
-    ``False`` for basic-block nets (as torchvision's resnet18).
+    ``False`` for basic-block nets (as torchvision's resnet18). ``output_dtype`` as in ``resnet_v1``.
     """
     _check_stem(stem)
     use_bias = bottleneck if use_bias is None else use_bias
@@ -290,20 +291,32 @@ def imagenet_resnet(
             strides = 2 if stage > 0 and block == 0 else 1
             x = block_fn(x, filters, strides, f"conv{stage + 2}_block{block + 1}", use_bias)
     x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    outputs = layers.Dense(num_classes, activation="softmax", name="predictions")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", dtype=output_dtype, name="predictions")(x)
     return keras.Model(inputs, outputs, name=name)
 
 
-def resnet18(stem: str = "imagenet", input_shape=CIFAR_INPUT_SHAPE, num_classes: int = 10) -> keras.Model:
+def resnet18(stem: str = "imagenet", input_shape=CIFAR_INPUT_SHAPE, num_classes: int = 10,
+             output_dtype: str | None = None) -> keras.Model:
     """ResNet18 (basic blocks, [2, 2, 2, 2]); Keras ships none, so it is built here."""
     suffix = "" if stem == "imagenet" else "_cifar_stem"
-    return imagenet_resnet([2, 2, 2, 2], False, stem, input_shape, num_classes, name=f"resnet18{suffix}")
+    return imagenet_resnet([2, 2, 2, 2], False, stem, input_shape, num_classes, name=f"resnet18{suffix}",
+                           output_dtype=output_dtype)
 
 
-def resnet50(stem: str = "imagenet", input_shape=CIFAR_INPUT_SHAPE, num_classes: int = 10) -> keras.Model:
+def resnet50(stem: str = "imagenet", input_shape=CIFAR_INPUT_SHAPE, num_classes: int = 10,
+             output_dtype: str | None = None) -> keras.Model:
     """ResNet50: ``keras.applications.ResNet50(weights=None)`` for the ImageNet stem; for the CIFAR
-    stem the same bottleneck stages built here (a test proves the two builders agree)."""
+    stem the same bottleneck stages built here (a test proves the two builders agree).
+
+    With ``output_dtype`` (float32 under mixed precision) the application's classifier is built
+    without its softmax, which is then applied in that dtype by a ``predictions_softmax`` layer."""
     _check_stem(stem)
     if stem == "imagenet":
-        return keras.applications.ResNet50(weights=None, input_shape=tuple(input_shape), classes=num_classes)
-    return imagenet_resnet([3, 4, 6, 3], True, stem, input_shape, num_classes, name="resnet50_cifar_stem")
+        if output_dtype is None:
+            return keras.applications.ResNet50(weights=None, input_shape=tuple(input_shape), classes=num_classes)
+        body = keras.applications.ResNet50(weights=None, input_shape=tuple(input_shape), classes=num_classes,
+                                           classifier_activation=None)
+        outputs = layers.Activation("softmax", dtype=output_dtype, name="predictions_softmax")(body.output)
+        return keras.Model(body.input, outputs, name=body.name)
+    return imagenet_resnet([3, 4, 6, 3], True, stem, input_shape, num_classes, name="resnet50_cifar_stem",
+                           output_dtype=output_dtype)

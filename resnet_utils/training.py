@@ -221,9 +221,9 @@ class TrainConfig:
 def build_model(config: TrainConfig, output_dtype: str | None = None) -> keras.Model:
     """The Keras model a config asks for (not compiled)."""
     if config.arch == "resnet18":
-        return models.resnet18(config.stem)
+        return models.resnet18(config.stem, output_dtype=output_dtype)
     if config.arch == "resnet50":
-        return models.resnet50(config.stem)
+        return models.resnet50(config.stem, output_dtype=output_dtype)
     return models.build_resnet(config.n, config.version, shortcut=config.shortcut, output_dtype=output_dtype)
 
 

@@ -215,3 +215,16 @@ def test_channels_first_builds_the_same_network(n, version):
     assert transposed.count_params() == reference.count_params()
     assert all(layer.axis in (1, [1]) for layer in transposed.layers if isinstance(layer, keras.layers.BatchNormalization))
     assert transposed.output_shape == (None, 10)
+
+
+@pytest.mark.parametrize("build", [lambda d: models.resnet18("cifar", output_dtype=d), lambda d: models.resnet50("imagenet", output_dtype=d),
+                                   lambda d: models.build_resnet(3, 1, output_dtype=d)])
+def test_under_mixed_precision_the_classifier_can_stay_float32(build):
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        model = build("float32")
+        plain = build(None)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert model.output.dtype == "float32" and plain.output.dtype == "bfloat16"
+    assert model.count_params() == plain.count_params()
