@@ -221,3 +221,14 @@ def test_mixed_bfloat16_training_keeps_float32_weights_and_outputs(tmp_path, sam
     assert probabilities.dtype == np.float32
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
     assert 0.0 <= metrics["test_accuracy_best"] <= 1.0
+
+
+def test_compile_model_is_what_train_runs(tmp_path, monkeypatch):
+    monkeypatch.setattr(training, "cpu_has_native_bfloat16", lambda: True)
+    config = small_config(tmp_path / "unused")
+    model, speed = training.compile_model(config, steps_per_epoch=3)
+    assert speed == training.speed_settings(config)
+    assert speed == {"precision_policy": "mixed_bfloat16", "xla": False, "steps_per_execution": 1}  # a CPU
+    assert model.get_layer("conv1_conv").dtype_policy.name == "mixed_bfloat16"
+    assert model.output.dtype == "float32" and model.steps_per_execution == 1
+    assert keras.mixed_precision.global_policy().name == "float32"  # left as it was found
