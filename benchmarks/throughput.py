@@ -269,6 +269,12 @@ def matmul_peak_gflops(dtype: str, size: int = 2048, repeats: int = 10) -> float
     return 2 * size**3 * repeats / (time.perf_counter() - start) / 1e9
 
 
+def machine_label() -> str:
+    """The GPUs, or the CPU and its core count: what a benchmark's figures were measured on."""
+    hardware = training.hardware_description()
+    return ", ".join(hardware["gpus"]) or f"{hardware['cpu']}, {hardware['cpu_count']} cores, no GPU"
+
+
 def markdown_table(table: pd.DataFrame) -> str:
     """A GitHub Markdown table (pandas' ``to_markdown`` would need the tabulate package)."""
     cells = [[("" if pd.isna(v) else str(v)) for v in row] for row in table.itertuples(index=False)]
@@ -302,8 +308,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     table = results_table(variants, rates, peaks, failures)
     on_gpu = bool(tf.config.list_physical_devices("GPU"))
 
-    hardware = training.hardware_description()
-    device = ", ".join(hardware["gpus"]) or f"{hardware['cpu']}, {hardware['cpu_count']} cores, no GPU"
+    device = machine_label()
     header = (f"{dt.date.today()} · {device} · TensorFlow {tf.__version__} · Keras {__import__('keras').__version__} · "
               f"{args.images} images per variant per round, best of {args.rounds} interleaved rounds · "
               f"peak memory: {'TensorFlow GPU peak' if on_gpu else 'resident set of a separate process per variant'}")

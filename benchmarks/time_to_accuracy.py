@@ -29,10 +29,10 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 import classic_recipe  # noqa: E402
+from throughput import machine_label, markdown_table  # noqa: E402
 from resnet_utils import data as data_lib  # noqa: E402
 from resnet_utils import models, training  # noqa: E402
 from resnet_utils.runs import read_log  # noqa: E402
@@ -80,9 +80,7 @@ def train_default(out: Path, dataset: data_lib.CifarData, epochs: int, seed: int
                   precision: str, data_source: str, data_dir: str | None) -> dict:
     config = training.TrainConfig(out=str(out), n=3, version=1, epochs=epochs, seed=seed, limit_train=limit_train,
                                   mixed_precision=precision, data=data_source, data_dir=data_dir, verbose=2)
-    metrics = training.train(config, dataset)
-    metrics["precision_policy"] = json.loads((out / "config.json").read_text()).get("precision_policy", "?")
-    return metrics
+    return training.train(config, dataset)
 
 
 def summary(out: Path, recipes: list[str]) -> pd.DataFrame:
@@ -130,13 +128,9 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         print(f"--- {recipe}: done in {time.perf_counter() - started:.0f} s", flush=True)
 
     table = summary(out, args.recipes)
-    hardware = training.hardware_description()
-    device = ", ".join(hardware["gpus"]) or f"{hardware['cpu']}, {hardware['cpu_count']} cores, no GPU"
-    header = f"ResNet20 v1, {args.epochs} epochs, {dataset.describe()}; {device}; {dt.date.today()}"
+    header = f"ResNet20 v1, {args.epochs} epochs, {dataset.describe()}; {machine_label()}; {dt.date.today()}"
     print(header)
     print(table.to_string(index=False))
-    from throughput import markdown_table
-
     (out / "summary.md").write_text(f"{header}\n\n{markdown_table(table)}\n")
     return table
 

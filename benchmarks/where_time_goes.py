@@ -14,6 +14,7 @@ Part 2 (one process per setting, so not interleaved): the default ``fit`` with o
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import subprocess
@@ -29,7 +30,7 @@ import pandas as pd  # noqa: E402
 
 import classic_recipe  # noqa: E402
 import throughput  # noqa: E402
-from resnet_utils import data, training  # noqa: E402
+from resnet_utils import data  # noqa: E402
 
 SETTINGS = {
     "as shipped (oneDNN on, TensorFlow's default thread pools)": {},
@@ -55,7 +56,7 @@ def child(batch_size: int, images: np.ndarray, labels: np.ndarray, count: int) -
         tf.config.threading.set_intra_op_parallelism_threads(int(os.environ["RESNET_INTRA_OP_THREADS"]))
     if os.environ.get("RESNET_INTER_OP_THREADS"):
         tf.config.threading.set_inter_op_parallelism_threads(int(os.environ["RESNET_INTER_OP_THREADS"]))
-    variant = throughput.Variant("20v1", "tf.data", batch_size, training.precision_policy("auto"))
+    variant = dataclasses.replace(throughput.default_variant("20v1"), batch_size=batch_size)
     model, stream = throughput.prepare(variant, images, labels)
     throughput.run_steps(model, stream, 2)
     best = max(throughput.run_steps(model, stream, max(3, count // batch_size)) for _ in range(2))
@@ -111,9 +112,7 @@ def main(argv: list[str] | None = None) -> None:
         rows.append({"what": f"default fit, {name} [separate process]", "img/s": round(value) if value == value else None,
                      "ms per batch of " + str(args.batch_size): round(1000 * args.batch_size / value, 1) if value == value else None})
 
-    hardware = training.hardware_description()
-    device = ", ".join(hardware["gpus"]) or f"{hardware['cpu']}, {hardware['cpu_count']} cores, no GPU"
-    print(f"# ResNet20 v1, batch {args.batch_size}, {device}, TensorFlow {tf.__version__}, {time.strftime('%Y-%m-%d')}")
+    print(f"# ResNet20 v1, batch {args.batch_size}, {throughput.machine_label()}, TensorFlow {tf.__version__}, {time.strftime('%Y-%m-%d')}")
     with pd.option_context("display.width", 200, "display.max_colwidth", 90):
         print(pd.DataFrame(rows).to_string(index=False))
 

@@ -122,6 +122,11 @@ def make_optimizer(name: str, epochs: int, steps_per_epoch: int) -> keras.optimi
     return keras.optimizers.SGD(learning_rate=schedule, momentum=0.9, nesterov=name == "fast")
 
 
+def check_precision(setting: str) -> None:
+    if setting not in PRECISIONS:
+        raise ValueError(f"mixed_precision must be one of {', '.join(PRECISIONS)}; got {setting!r}.")
+
+
 def check_schedule(name: str) -> None:
     if name not in SCHEDULES:
         raise ValueError(f"Unknown schedule {name!r}; choose one of {', '.join(SCHEDULES)}.")
@@ -177,8 +182,7 @@ class TrainConfig:
             raise ValueError(f"Unknown data source {self.data!r}; choose one of {', '.join(data_lib.SOURCES)}.")
         if self.limit_train is not None:
             _check_positive("limit_train", self.limit_train)
-        if self.mixed_precision not in PRECISIONS:
-            raise ValueError(f"mixed_precision must be one of {', '.join(PRECISIONS)}; got {self.mixed_precision!r}.")
+        check_precision(self.mixed_precision)
         if self.steps_per_execution is not None:
             _check_positive("steps_per_execution", self.steps_per_execution)
         if self.xla not in ("auto", "on", "off"):
@@ -401,8 +405,7 @@ def precision_policy(setting: str = "auto") -> str:
     Variables stay float32 under every mixed policy, and Keras computes batch normalization and
     our float32 classifier in float32, so mixed precision changes speed, not the model.
     """
-    if setting not in PRECISIONS:
-        raise ValueError(f"mixed_precision must be one of {', '.join(PRECISIONS)}; got {setting!r}.")
+    check_precision(setting)
     if setting == "off":
         return "float32"
     if setting in ("bfloat16", "float16"):
