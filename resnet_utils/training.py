@@ -43,11 +43,26 @@ ARCHS = ("cifar", "resnet18", "resnet50")
 #: Epochs each schedule was designed for (``paper``: 64k iterations of batch 128 on 50k images).
 DEFAULT_EPOCHS = {"keras": 200, "paper": 164, "fast": 30}
 DEFAULT_BATCH_SIZE = {"keras": 32, "paper": 128, "fast": 128}
+#: Each schedule's recipe: ``learning_rate``, the peak (Adam's for ``keras``, SGD's otherwise);
+#: ``weight_decay``, the decay d on every convolution kernel (gradient d*w: Keras's ``L2(1e-4)`` in
+#: the loss is d = 2e-4); ``label_smoothing`` (0: plain cross-entropy); ``bn_momentum`` of the moving
+#: statistics (Keras's default 0.99).
+DEFAULT_RECIPE = {
+    "keras": {"learning_rate": 1e-3, "weight_decay": 2e-4, "label_smoothing": 0.0, "bn_momentum": 0.99},
+    "paper": {"learning_rate": 0.1, "weight_decay": 2e-4, "label_smoothing": 0.0, "bn_momentum": 0.99},
+    "fast": {"learning_rate": 0.1, "weight_decay": 2e-4, "label_smoothing": 0.0, "bn_momentum": 0.99},
+}
+RECIPE_FIELDS = ("learning_rate", "weight_decay", "label_smoothing", "bn_momentum")
+
 #: Training steps per call into the compiled graph on a GPU, where ResNet20's step is so short that
 #: Python's per-step overhead would dominate. On a CPU a step takes ~0.25 s and 1 loses nothing.
 GPU_STEPS_PER_EXECUTION = 16
 #: Fields of config.json that define a run; a folder holding a run that differs in one is refused.
-IDENTITY_FIELDS = ("arch", "n", "version", "shortcut", "stem", "schedule", "epochs", "batch_size", "seed", "data", "limit_train")
+IDENTITY_FIELDS = ("arch", "n", "version", "shortcut", "stem", "schedule", "epochs", "batch_size", "seed", "data", "limit_train",
+                   "learning_rate", "weight_decay", "label_smoothing", "bn_momentum", "validation_split")
+#: What runs made before the recipe fields existed used, for comparing their folders' identities.
+LEGACY_IDENTITY = {"weight_decay": 2e-4, "label_smoothing": 0.0, "bn_momentum": 0.99, "validation_split": 0.0}
+LEGACY_LEARNING_RATE = {"keras": 1e-3, "paper": 0.1, "fast": 0.1}
 RUN_FILES = ("config.json", "log.csv", "best.keras", "last.keras", "best.json", "predictions.npz", "metrics.json", "mean.npy")
 
 
@@ -86,7 +101,7 @@ class StepDecay(keras.optimizers.schedules.LearningRateSchedule):
         return {"base_lr": self.base_lr, "boundaries": self.boundaries, "factors": self.factors}
 
 
-def make_schedule(name: str, epochs: int, steps_per_epoch: int) -> keras.optimizers.schedules.LearningRateSchedule:
+def make_schedule(name: str, epochs: int, steps_per_epoch: int, peak: float | None = None) -> keras.optimizers.schedules.LearningRateSchedule:
     """The learning rate per step for a schedule.
 
     * ``keras``: the Keras example's Adam schedule, 1e-3, times 0.1 after 40% of training (epoch 80
@@ -96,27 +111,29 @@ def make_schedule(name: str, epochs: int, steps_per_epoch: int) -> keras.optimiz
     * ``fast``: for short budgets, a linear warm-up to 0.1 over the first 5% of steps, then cosine
       decay to zero (SGD with Nesterov momentum).
 
-    Boundaries scale with ``epochs``, so a shorter run keeps the shape of the schedule.
+    Boundaries scale with ``epochs``, so a shorter run keeps the shape of the schedule. ``peak``
+    replaces the schedule's starting (or, for ``fast``, warmed-up) rate in ``DEFAULT_RECIPE``.
     """
     check_schedule(name)
+    peak = DEFAULT_RECIPE[name]["learning_rate"] if peak is None else float(peak)
     _check_positive("epochs", epochs)
     _check_positive("steps_per_epoch", steps_per_epoch)
     total = epochs * steps_per_epoch
     if name == "keras":
         # The example lowers the rate "when epoch > 80" (0-based), i.e. from epoch 81 of 200 on.
         starts = [int(epochs * e / 200) + 1 for e in (80, 120, 160, 180)]
-        return StepDecay(1e-3, [s * steps_per_epoch for s in starts], [1.0, 1e-1, 1e-2, 1e-3, 0.5e-3])
+        return StepDecay(peak, [s * steps_per_epoch for s in starts], [1.0, 1e-1, 1e-2, 1e-3, 0.5e-3])
     if name == "paper":
-        return StepDecay(0.1, [total // 2, total * 3 // 4], [1.0, 0.1, 0.01])
+        return StepDecay(peak, [total // 2, total * 3 // 4], [1.0, 0.1, 0.01])
     warmup = max(1, total // 20)
     return keras.optimizers.schedules.CosineDecay(
-        0.0, decay_steps=max(1, total - warmup), alpha=0.0, warmup_target=0.1, warmup_steps=warmup
+        0.0, decay_steps=max(1, total - warmup), alpha=0.0, warmup_target=peak, warmup_steps=warmup
     )
 
 
-def make_optimizer(name: str, epochs: int, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+def make_optimizer(name: str, epochs: int, steps_per_epoch: int, learning_rate: float | None = None) -> keras.optimizers.Optimizer:
     """Adam for the Keras example's schedule, SGD with momentum 0.9 for ``paper`` and ``fast``."""
-    schedule = make_schedule(name, epochs, steps_per_epoch)
+    schedule = make_schedule(name, epochs, steps_per_epoch, learning_rate)
     if name == "keras":
         return keras.optimizers.Adam(learning_rate=schedule)
     return keras.optimizers.SGD(learning_rate=schedule, momentum=0.9, nesterov=name == "fast")
@@ -137,6 +154,27 @@ def _check_positive(what: str, value: Any) -> None:
         raise ValueError(f"{what} must be a positive whole number; got {value!r}.")
 
 
+@keras.saving.register_keras_serializable(package="resnet_utils")
+class SmoothedSparseCrossentropy(keras.losses.Loss):
+    """Cross-entropy against integer labels smoothed by ``smoothing``: the target puts
+    ``1 - smoothing`` on the true class plus ``smoothing / classes`` on every class (as Keras's
+    ``CategoricalCrossentropy(label_smoothing=...)`` does for one-hot labels)."""
+
+    def __init__(self, smoothing: float = 0.1, name: str = "smoothed_sparse_crossentropy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.smoothing = float(smoothing)
+
+    def call(self, y_true, y_pred):
+        y_pred = keras.ops.cast(y_pred, "float32")
+        log_probabilities = keras.ops.log(keras.ops.clip(y_pred, 1e-7, 1.0))
+        true_term = -keras.ops.take_along_axis(log_probabilities, keras.ops.cast(keras.ops.reshape(y_true, (-1, 1)), "int32"), axis=-1)[:, 0]
+        uniform_term = -keras.ops.mean(log_probabilities, axis=-1)
+        return (1.0 - self.smoothing) * true_term + self.smoothing * uniform_term
+
+    def get_config(self):
+        return {**super().get_config(), "smoothing": self.smoothing}
+
+
 # --- configuration --------------------------------------------------------------------------------
 
 
@@ -154,6 +192,11 @@ class TrainConfig:
     schedule: str = "fast"  # the fastest correct recipe measured (benchmarks/RESULTS.md)
     epochs: int | None = None
     batch_size: int | None = None
+    learning_rate: float | None = None  # these four: None takes the schedule's DEFAULT_RECIPE
+    weight_decay: float | None = None
+    label_smoothing: float | None = None
+    bn_momentum: float | None = None
+    validation_split: float = 0.0  # hold out this fraction of the training images (stratified, fixed) to choose recipes on
     seed: int = 0
     data: str = "auto"  # auto | keras | folder | sample
     data_dir: str | None = None
@@ -171,6 +214,16 @@ class TrainConfig:
         self.batch_size = DEFAULT_BATCH_SIZE[self.schedule] if self.batch_size is None else self.batch_size
         _check_positive("epochs", self.epochs)
         _check_positive("batch_size", self.batch_size)
+        limits = {"learning_rate": (0.0, 10.0), "weight_decay": (0.0, 0.1), "label_smoothing": (0.0, 1.0), "bn_momentum": (0.0, 1.0)}
+        for name, (low, high) in limits.items():
+            value = getattr(self, name)
+            value = DEFAULT_RECIPE[self.schedule][name] if value is None else value
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not low <= value < high:
+                raise ValueError(f"{name} must be a number from {low:g} up to (not including) {high:g}; got {value!r}.")
+            setattr(self, name, float(value))
+        if isinstance(self.validation_split, bool) or not isinstance(self.validation_split, (int, float)) or not 0 <= self.validation_split < 0.5:
+            raise ValueError(f"validation_split must be a fraction from 0 up to 0.5 (0.1 holds out 5,000 of 50,000 images); got {self.validation_split!r}.")
+        self.validation_split = float(self.validation_split)
         if self.arch not in ARCHS:
             raise ValueError(f"Unknown arch {self.arch!r}; choose one of {', '.join(ARCHS)}.")
         if self.arch == "cifar":
@@ -210,6 +263,11 @@ class TrainConfig:
         else:
             parts += [f"--arch {self.arch}", f"--stem {self.stem}"]
         parts += [f"--schedule {self.schedule}", f"--epochs {self.epochs}", f"--batch-size {self.batch_size}"]
+        for name in RECIPE_FIELDS:
+            if getattr(self, name) != DEFAULT_RECIPE[self.schedule][name]:
+                parts.append(f"--{name.replace('_', '-')} {getattr(self, name):g}")
+        if self.validation_split:
+            parts.append(f"--validation-split {self.validation_split:g}")
         if self.seed:
             parts.append(f"--seed {self.seed}")
         if self.limit_train:
@@ -251,6 +309,19 @@ class EpochFacts(keras.callbacks.Callback):
         lr = self.model.optimizer.learning_rate
         logs["learning_rate"] = float(keras.ops.convert_to_numpy(lr))
         logs["epoch_time_s"] = round(time.perf_counter() - self._start, 2)
+
+
+class SetDataEpoch(keras.callbacks.Callback):
+    """Tells the training dataset which epoch is starting, so that its order and augmentation are a
+    function of (seed, epoch) alone (``data.make_dataset(..., epoch=variable)``): a resumed run then
+    trains epoch k on the same batches as an uninterrupted one."""
+
+    def __init__(self, variable):
+        super().__init__()
+        self.variable = variable
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.variable.assign(epoch)
 
 
 class AtomicCheckpoint(keras.callbacks.Callback):
@@ -343,7 +414,8 @@ def prepare_run_folder(config: TrainConfig) -> Path:
             (out / name).unlink(missing_ok=True)
         shutil.rmtree(out / "backup", ignore_errors=True)
     elif config_path.exists():
-        previous = json.loads(config_path.read_text()).get("identity", {})
+        stored = json.loads(config_path.read_text()).get("identity", {})
+        previous = {**LEGACY_IDENTITY, "learning_rate": LEGACY_LEARNING_RATE.get(stored.get("schedule")), **stored}
         differences = {k: (previous.get(k), v) for k, v in config.identity().items() if previous.get(k) != v}
         if differences:
             listed = "; ".join(f"{k}: folder has {old!r}, asked {new!r}" for k, (old, new) in differences.items())
@@ -462,6 +534,19 @@ def speed_settings(config: TrainConfig) -> dict:
     }
 
 
+def apply_recipe(model: keras.Model, config: TrainConfig) -> None:
+    """Set the recipe's training-only settings on a freshly built model, without changing a layer
+    or a parameter: the L2 factor of every kernel penalty (``weight_decay / 2``, since Keras's
+    ``L2(l)`` adds ``l * sum(w**2)`` to the loss, whose gradient is ``2 * l * w``) and the momentum
+    of every batch normalisation's moving averages."""
+    for layer in model.layers:
+        regularizer = getattr(layer, "kernel_regularizer", None)
+        if isinstance(regularizer, keras.regularizers.L2):
+            regularizer.l2 = config.weight_decay / 2
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = config.bn_momentum
+
+
 def compile_model(config: TrainConfig, steps_per_epoch: int) -> tuple[keras.Model, dict]:
     """The model of ``config``, compiled exactly as ``train`` compiles it (optimizer and schedule,
     loss, accuracy, ``speed_settings``); returns it with those settings. Call it inside a
@@ -471,9 +556,10 @@ def compile_model(config: TrainConfig, steps_per_epoch: int) -> tuple[keras.Mode
     keras.mixed_precision.set_global_policy(speed["precision_policy"])
     try:
         model = build_model(config, output_dtype="float32" if mixed else None)
+        apply_recipe(model, config)
         model.compile(
-            optimizer=make_optimizer(config.schedule, config.epochs, steps_per_epoch),
-            loss="sparse_categorical_crossentropy",
+            optimizer=make_optimizer(config.schedule, config.epochs, steps_per_epoch, config.learning_rate),
+            loss=SmoothedSparseCrossentropy(config.label_smoothing) if config.label_smoothing else "sparse_categorical_crossentropy",
             metrics=["accuracy"],
             jit_compile=speed["xla"],
             steps_per_execution=speed["steps_per_execution"],
@@ -511,16 +597,25 @@ def train(config: TrainConfig, data: data_lib.CifarData | None = None) -> dict:
         # hold only one or two classes.
         keep = data_lib.random_subset(len(x_train), config.limit_train, config.seed)
         x_train, y_train = x_train[keep], y_train[keep]
+    if config.validation_split:
+        # Hold out a fixed, stratified part of the training images and evaluate on it, never on
+        # the test set: for choosing a recipe without looking at the test set.
+        keep, held_out = data_lib.validation_split(y_train, config.validation_split)
+        x_eval, y_eval, eval_name = x_train[held_out], y_train[held_out], "validation"
+        x_train, y_train = x_train[keep], y_train[keep]
+    else:
+        x_eval, y_eval, eval_name = data.x_test, data.y_test, "test"
     data_lib.check_arrays(x_train, y_train, what="training images")
-    data_lib.check_arrays(data.x_test, data.y_test, what="test images")
+    data_lib.check_arrays(x_eval, y_eval, what=f"{eval_name} images")
     mean = data_lib.pixel_mean(x_train)
     np.save(out / "mean.npy", mean)
 
     gpus = tf.config.list_physical_devices("GPU")
     keras.utils.set_random_seed(config.seed)
     strategy = tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
-    train_ds = data_lib.make_dataset(x_train, y_train, mean, config.batch_size, training=True, seed=config.seed)
-    test_ds = data_lib.make_dataset(data.x_test, data.y_test, mean, config.batch_size)
+    data_epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="data_epoch")
+    train_ds = data_lib.make_dataset(x_train, y_train, mean, config.batch_size, training=True, seed=config.seed, epoch=data_epoch)
+    test_ds = data_lib.make_dataset(x_eval, y_eval, mean, config.batch_size)
     steps_per_epoch = math.ceil(len(x_train) / config.batch_size)
     with strategy.scope():
         model, speed = compile_model(config, steps_per_epoch)
@@ -546,6 +641,7 @@ def train(config: TrainConfig, data: data_lib.CifarData | None = None) -> dict:
     })
 
     callbacks = [
+        SetDataEpoch(data_epoch),
         EpochFacts(),
         keras.callbacks.CSVLogger(str(out / "log.csv"), append=True),
         AtomicCheckpoint(out / "best.keras", monitor="val_accuracy"),
@@ -567,23 +663,26 @@ def train(config: TrainConfig, data: data_lib.CifarData | None = None) -> dict:
             "still hold the last good epochs. Lower the learning rate or check the input data, then rerun with --restart."
         )
 
-    metrics = finish_run(out, config, data, x_train)
+    metrics = finish_run(out, config, data, x_train, (x_eval, y_eval, eval_name))
     shutil.rmtree(out / "backup", ignore_errors=True)
     return metrics
 
 
-def finish_run(out: Path, config: TrainConfig, data: data_lib.CifarData, x_train: np.ndarray) -> dict:
-    """Evaluate best and last models on the test set; write predictions.npz and metrics.json."""
+def finish_run(out: Path, config: TrainConfig, data: data_lib.CifarData, x_train: np.ndarray,
+               evaluation: tuple[np.ndarray, np.ndarray, str] | None = None) -> dict:
+    """Evaluate best and last models on the test set (or on the held-out validation images, for a
+    run with ``validation_split``); write predictions.npz and metrics.json."""
+    x_eval, y_eval, eval_name = evaluation or (data.x_test, data.y_test, "test")
     mean = np.load(out / "mean.npy")
-    test_ds = data_lib.make_dataset(data.x_test, data.y_test, mean, 256)
+    test_ds = data_lib.make_dataset(x_eval, y_eval, mean, 256)
     log = read_log(out / "log.csv")
     results = {}
     for which in ("best", "last"):
         model = keras.models.load_model(out / f"{which}.keras")
         probabilities = model.predict(test_ds, verbose=0)
-        results[which] = float(np.mean(probabilities.argmax(axis=1) == data.y_test))
+        results[which] = float(np.mean(probabilities.argmax(axis=1) == y_eval))
         if which == "best":
-            np.savez_compressed(out / "predictions.npz", probabilities=probabilities.astype(np.float16), labels=data.y_test.astype(np.int8))
+            np.savez_compressed(out / "predictions.npz", probabilities=probabilities.astype(np.float16), labels=y_eval.astype(np.int8))
     best_record = json.loads((out / "best.json").read_text())
     train_seconds = sum(row.get("epoch_time_s", 0.0) for row in log)
     metrics = {
@@ -591,10 +690,12 @@ def finish_run(out: Path, config: TrainConfig, data: data_lib.CifarData, x_train
         "model": config.model_name,
         "parameters": int(model.count_params()),
         "schedule": config.schedule,
+        "recipe": {name: getattr(config, name) for name in RECIPE_FIELDS},
+        "evaluated_on": f"{len(y_eval):,} {eval_name} images",
         "epochs_completed": len(log),
         "batch_size": config.batch_size,
-        "test_accuracy_best": results["best"],
-        "test_accuracy_last": results["last"],
+        f"{eval_name}_accuracy_last": results["last"],
+        f"{eval_name}_accuracy_best": results["best"],
         "best_epoch": best_record["epoch"],
         "final_train_accuracy": log[-1]["accuracy"] if log else None,
         "train_seconds": round(train_seconds, 1),
@@ -609,7 +710,8 @@ def finish_run(out: Path, config: TrainConfig, data: data_lib.CifarData, x_train
         "command": config.command(),
     }
     _write_json(out / "metrics.json", metrics)
-    print(f"Test accuracy: best {results['best']:.4f} (epoch {best_record['epoch']}), last {results['last']:.4f}. Wrote {out}/metrics.json")
+    print(f"{eval_name.capitalize()} accuracy after the last epoch: {results['last']:.4f} (best epoch {best_record['epoch']}, "
+          f"chosen on the same images: {results['best']:.4f}). Wrote {out}/metrics.json")
     return metrics
 
 
