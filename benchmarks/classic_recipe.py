@@ -8,7 +8,8 @@ threads. Its first learning-rate drop comes after epoch 80, so any run of up to 
 recipe is Adam at a constant 1e-3, which is what ``classic_optimizer`` returns.
 
 Only the recipe is reproduced here; the model is the project's own ``build_resnet``, which the
-tests prove layer-for-layer equal to the example's.
+tests prove layer-for-layer equal to the example's, with Keras's own ``BatchNormalization``
+(``models.with_keras_batch_normalization``), as the example computes it.
 """
 
 from __future__ import annotations

@@ -8,10 +8,12 @@ included, and prints images per second, the ratio to the classic recipe of the s
 seconds per 50,000-image epoch that implies, and peak memory:
 
 * ``classic``: the Keras example on Keras 3 (batch 32, Adam, ``ImageDataGenerator`` shifting and
-  flipping each image in Python/SciPy with 4 worker threads; see ``classic_recipe.py``);
+  flipping each image in Python/SciPy with 4 worker threads, Keras's own BatchNormalization; see
+  ``classic_recipe.py``);
 * ``tf.data``: this project's path (``data.make_dataset``: pad-crop-flip in the tf.data graph,
   prefetched), over batch sizes, float32 against mixed precision, XLA on and off, and channels-last
-  against channels-first. The row marked ``default`` is what ``training.train`` picks on this machine.
+  against channels-first, the fused batch normalisation against Keras's own, one step per call
+  against four. The row marked ``default`` is what ``training.train`` picks on this machine.
 
 The variants run interleaved, round after round, in one process, so a busy machine slows them all
 alike and the ratios hold. Peak memory: on a GPU TensorFlow's peak allocation per variant; on a CPU
@@ -53,6 +55,7 @@ class Variant:
     xla: bool = False
     layout: str = "channels_last"
     steps_per_execution: int = 1
+    batch_norm: str = "fused"  # "fused" (the project's FusedBatchNormalization) or "keras" (Keras's own)
 
     @property
     def label(self) -> str:
@@ -65,6 +68,8 @@ class Variant:
             parts.append(self.layout)
         if self.steps_per_execution > 1:
             parts.append(f"{self.steps_per_execution} steps/call")
+        if self.batch_norm == "keras":
+            parts.append("Keras BN")
         return ", ".join(parts)
 
 
@@ -82,8 +87,11 @@ def variants_for(models_wanted: list[str], batch_sizes: list[int]) -> list[Varia
     for index, model in enumerate(models_wanted):
         default = default_variant(model)
         mixed = default.policy if default.policy != "float32" else "mixed_bfloat16"
-        chosen.append(Variant(model, "classic", classic_recipe.CLASSIC_BATCH_SIZE))
+        chosen.append(Variant(model, "classic", classic_recipe.CLASSIC_BATCH_SIZE, batch_norm="keras"))
         if index == 0:
+            chosen += [Variant(model, "tf.data", default.batch_size, mixed, batch_norm="keras"),
+                       Variant(model, "tf.data", default.batch_size, "float32", batch_norm="keras"),
+                       Variant(model, "tf.data", default.batch_size, default.policy, steps_per_execution=4)]
             for batch in batch_sizes:
                 chosen += [Variant(model, "tf.data", batch, "float32"), Variant(model, "tf.data", batch, mixed)]
             chosen += [Variant(model, "tf.data", default.batch_size, "float32", xla=True),
@@ -124,6 +132,8 @@ def prepare(variant: Variant, images: np.ndarray, labels: np.ndarray):
         shape = (3, 32, 32) if variant.layout == "channels_first" else (32, 32, 3)
         model = models.build_resnet(n, version, input_shape=shape,
                                     output_dtype="float32" if variant.policy != "float32" else None)
+        if variant.batch_norm == "keras":  # the Keras example's own layer (the classic baseline)
+            model = models.with_keras_batch_normalization(model)
         if variant.recipe == "classic":
             optimizer = classic_recipe.classic_optimizer()
         else:

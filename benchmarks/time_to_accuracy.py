@@ -51,7 +51,7 @@ def train_classic(out: Path, dataset: data_lib.CifarData, epochs: int, seed: int
         x_train, y_train = x_train[keep], y_train[keep]
     keras.utils.set_random_seed(seed)
     mean = data_lib.pixel_mean(x_train)
-    model = models.build_resnet(3, 1)
+    model = models.with_keras_batch_normalization(models.build_resnet(3, 1))  # the example's own layers
     model.compile(classic_recipe.classic_optimizer(), "sparse_categorical_crossentropy", metrics=["accuracy"])
     (out / "log.csv").unlink(missing_ok=True)
     model.fit(
@@ -83,19 +83,40 @@ def train_default(out: Path, dataset: data_lib.CifarData, epochs: int, seed: int
     return training.train(config, dataset)
 
 
-def summary(out: Path, recipes: list[str]) -> pd.DataFrame:
+THRESHOLDS = (0.85, 0.88)
+
+
+def minutes_to(log: list[dict], accuracy: float) -> float | None:
+    """Training wall time (minutes, per-epoch test passes included) until the end of the first epoch
+    whose test accuracy reached ``accuracy``; ``None`` if no epoch did."""
+    elapsed = 0.0
+    for row in log:
+        elapsed += row.get("epoch_time_s", 0.0)
+        if row["val_accuracy"] >= accuracy:
+            return round(elapsed / 60, 1)
+    return None
+
+
+def summary(folders: dict[str, Path]) -> pd.DataFrame:
+    """One row per finished run folder: recipe, final test accuracy, time, time to 85% and 88%."""
     rows = []
-    for recipe in recipes:
-        path = out / recipe / "metrics.json"
+    for recipe, folder in folders.items():
+        path = folder / "metrics.json"
         if not path.exists():
             continue
         m = json.loads(path.read_text())
-        precision = m.get("precision_policy") or json.loads((out / recipe / "config.json").read_text()).get("precision_policy", "?")
-        rows.append({
+        config = json.loads((folder / "config.json").read_text()) if (folder / "config.json").exists() else {}
+        precision = m.get("precision_policy") or config.get("precision_policy", "?")
+        log = read_log(folder / "log.csv")
+        row = {
             "recipe": recipe, "schedule": m["schedule"], "batch": m["batch_size"], "precision": precision,
             "epochs": m["epochs_completed"], "test accuracy (last epoch)": f"{100 * m['test_accuracy_last']:.2f}%",
             "train minutes": round(m["train_seconds"] / 60, 1), "train img/s": m["train_images_per_second"],
-        })
+        }
+        for threshold in THRESHOLDS:
+            reached = minutes_to(log, threshold)
+            row[f"minutes to {threshold:.0%}"] = reached if reached is not None else f"not reached in {m['epochs_completed']} epochs"
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -108,6 +129,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--data-dir")
     parser.add_argument("--limit-train", type=int, help="train on N random images (smoke runs only)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--also", nargs="*", default=[], help="finished run folders to add to the summary (e.g. longer default runs)")
     args = parser.parse_args(argv)
 
     out = Path(args.out)
@@ -127,7 +149,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
                           "off" if recipe == "default-float32" else "auto", args.data, args.data_dir)
         print(f"--- {recipe}: done in {time.perf_counter() - started:.0f} s", flush=True)
 
-    table = summary(out, args.recipes)
+    table = summary({**{recipe: out / recipe for recipe in args.recipes}, **{Path(f).name: Path(f) for f in args.also}})
     header = f"ResNet20 v1, {args.epochs} epochs, {dataset.describe()}; {machine_label()}; {dt.date.today()}"
     print(header)
     print(table.to_string(index=False))

@@ -206,6 +206,21 @@ def build_resnet(
     return builder(input_shape, depth, num_classes, shortcut=shortcut, output_dtype=output_dtype)
 
 
+def with_keras_batch_normalization(model: keras.Model) -> keras.Model:
+    """A copy of ``model`` (same layers, names and weights) whose batch normalisations are Keras's
+    own ``BatchNormalization`` instead of ``FusedBatchNormalization``: the model exactly as the
+    Keras example computes it, for baselines and for measuring what the fused kernel saves."""
+
+    def clone(layer):
+        if isinstance(layer, FusedBatchNormalization):
+            return layers.BatchNormalization.from_config(layer.get_config())
+        return layer.__class__.from_config(layer.get_config())
+
+    copy = keras.models.clone_model(model, clone_function=clone)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
 def plain_net(n: int = 3, **kwargs) -> keras.Model:
     """The paper's "plain" network: ResNet v1 with every shortcut removed (Figure 6)."""
     return build_resnet(n, 1, shortcut="none", **kwargs)

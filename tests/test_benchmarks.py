@@ -29,7 +29,9 @@ def test_the_grid_covers_every_axis_the_benchmark_promises():
         assert throughput.default_variant(model) in variants
         assert sum(v.recipe == "classic" for v in variants if v.model == model) == 1
     classic = next(v for v in variants if v.recipe == "classic")
-    assert (classic.batch_size, classic.policy) == (32, "float32")
+    assert (classic.batch_size, classic.policy, classic.batch_norm) == (32, "float32", "keras")
+    assert {v.batch_norm for v in first} == {"fused", "keras"}  # what the fused batch norm saves
+    assert throughput.default_variant("20v1").batch_norm == "fused"
     assert len(set(variants)) == len(variants)
 
 
@@ -103,3 +105,12 @@ def test_time_to_accuracy_writes_comparable_run_folders(tmp_path):
     assert len(training.read_log(out / "classic" / "log.csv")) == 1
     assert (out / "default" / "best.keras").exists()
     assert "| recipe |" in (out / "summary.md").read_text()
+    assert {"minutes to 85%", "minutes to 88%"} <= set(table.columns)
+
+
+def test_minutes_to_counts_wall_time_until_the_first_epoch_that_reaches_it():
+    log = [{"epoch_time_s": 60.0, "val_accuracy": 0.80}, {"epoch_time_s": 60.0, "val_accuracy": 0.86},
+           {"epoch_time_s": 60.0, "val_accuracy": 0.85}]
+    assert time_to_accuracy.minutes_to(log, 0.85) == 2.0
+    assert time_to_accuracy.minutes_to(log, 0.80) == 1.0
+    assert time_to_accuracy.minutes_to(log, 0.88) is None

@@ -296,3 +296,13 @@ def test_fused_batch_normalization_saves_and_loads(tmp_path):
     assert type(loaded.get_layer("conv1_bn")) is FusedBatchNormalization
     x = np.random.default_rng(0).normal(size=(2, 32, 32, 3)).astype("float32")
     np.testing.assert_allclose(loaded(x, training=False), model(x, training=False), rtol=1e-6)
+
+
+def test_with_keras_batch_normalization_is_the_same_model_with_kerass_layer():
+    model = models.build_resnet(1, 2)
+    plain = models.with_keras_batch_normalization(model)
+    assert not any(isinstance(layer, FusedBatchNormalization) for layer in plain.layers)
+    assert [layer.name for layer in plain.layers] == [layer.name for layer in model.layers]
+    assert _signature(plain) == _signature(model)
+    x = np.random.default_rng(0).normal(size=(2, 32, 32, 3)).astype("float32")
+    np.testing.assert_allclose(plain(x, training=False), model(x, training=False), rtol=1e-5, atol=1e-6)
