@@ -21,3 +21,10 @@ run resnet56v1-fast-3ep  --n 9 --schedule fast --epochs 3
 # Issue 7: the fast default recipe (fast schedule, batch 128, mixed_bfloat16 picked by
 # --mixed-precision auto on this AVX-512 BF16 CPU) for its 30 epochs.
 run resnet20v1-fast-30ep --n 3 --version 1 --schedule fast --epochs 30
+# Issue 11: the recipe screen (held-out 5k of the training images, never the test set), then the
+# chosen default recipe for 4, 15 and 30 epochs on the full training set, tested on the test set.
+python benchmarks/recipe_screen.py --epochs 4 --data folder --data-dir "$CIFAR10_DIR" --out results/recipe-screen-4ep \
+  >>results/recipe-screen-4ep.log 2>&1
+run resnet20v1-default-4ep  --n 3 --version 1 --epochs 4
+run resnet20v1-default-15ep --n 3 --version 1 --epochs 15
+run resnet20v1-default-30ep --n 3 --version 1 --epochs 30

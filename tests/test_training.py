@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 
-from resnet_utils import data, training
+from resnet_utils import data, models, training
 from resnet_utils.training import RunFolderError, TrainConfig, TrainingDiverged, make_schedule
 
 
@@ -37,10 +37,12 @@ def test_paper_schedule_32k_48k_64k():
 
 
 def test_fast_schedule_warms_up_then_decays_to_zero():
-    schedule = make_schedule("fast", 20, 100)  # 2,000 steps, 100 of warm-up
+    schedule = make_schedule("fast", 20, 100, peak=0.1)  # 2,000 steps, 100 of warm-up
     assert lr(schedule, 0) == pytest.approx(0.0)
     assert lr(schedule, 50) == pytest.approx(0.05, rel=1e-3)
     assert lr(schedule, 100) == pytest.approx(0.1, rel=1e-3)
+    default_peak = training.DEFAULT_RECIPE["fast"]["learning_rate"]
+    assert lr(make_schedule("fast", 20, 100), 100) == pytest.approx(default_peak, rel=1e-3)
     values = [lr(schedule, s) for s in range(100, 2001, 100)]
     assert all(a > b for a, b in zip(values, values[1:]))
     assert values[-1] == pytest.approx(0.0, abs=1e-6)
@@ -232,3 +234,42 @@ def test_compile_model_is_what_train_runs(tmp_path, monkeypatch):
     assert model.get_layer("conv1_conv").dtype_policy.name == "mixed_bfloat16"
     assert model.output.dtype == "float32" and model.steps_per_execution == 1
     assert keras.mixed_precision.global_policy().name == "float32"  # left as it was found
+
+
+def test_recipe_settings_reach_the_compiled_model_without_changing_a_layer():
+    config = TrainConfig(out="unused", n=1, learning_rate=0.3, weight_decay=6e-4, label_smoothing=0.2, bn_momentum=0.8)
+    model, _ = training.compile_model(config, steps_per_epoch=10)
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert convs and all(layer.kernel_regularizer.l2 == pytest.approx(3e-4) for layer in convs)  # gradient 6e-4 * w
+    assert all(layer.momentum == 0.8 for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization))
+    assert model.count_params() == models.build_resnet(1, 1).count_params()
+    assert float(model.optimizer.learning_rate.numpy()) >= 0.0 and model.loss.smoothing == 0.2
+    assert "--learning-rate 0.3 --weight-decay 0.0006 --label-smoothing 0.2 --bn-momentum 0.8" in config.command()
+    assert TrainConfig(out="unused").command().count("--") == 6  # the defaults are not spelled out
+
+
+def test_smoothed_crossentropy_matches_kerass_one_hot_label_smoothing():
+    y = np.array([0, 3, 9])
+    p = np.random.default_rng(0).dirichlet(np.ones(10), size=3).astype("float32")
+    ours = training.SmoothedSparseCrossentropy(0.1)(y, p)
+    theirs = keras.losses.CategoricalCrossentropy(label_smoothing=0.1)(keras.ops.one_hot(y, 10), p)
+    assert float(ours) == pytest.approx(float(theirs), rel=1e-5)
+
+
+@pytest.mark.parametrize("values,message", [
+    ({"learning_rate": -1.0}, "learning_rate must be a number"),
+    ({"label_smoothing": 1.0}, "label_smoothing must be a number"),
+    ({"weight_decay": "5e-4"}, "weight_decay must be a number"),
+    ({"validation_split": 0.7}, "validation_split must be a fraction"),
+])
+def test_bad_recipe_values_are_refused(values, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(out="unused", **values)
+
+
+def test_validation_split_holds_out_the_same_share_of_every_class():
+    labels = np.repeat(np.arange(10), 100)
+    train, held_out = data.validation_split(labels, 0.1)
+    assert len(held_out) == 100 and np.bincount(labels[held_out]).tolist() == [10] * 10
+    assert len(np.intersect1d(train, held_out)) == 0 and len(train) + len(held_out) == 1000
+    np.testing.assert_array_equal(held_out, data.validation_split(labels, 0.1)[1])
