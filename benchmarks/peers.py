@@ -480,7 +480,7 @@ def run_variant(variant: Variant, python: str, images: int, warmup: int, budget_
         return result
 
 
-def measure(variants, peer_python: str | None, rounds: int, images: int, warmup: int = 3, budget_s: float = 120.0,
+def measure(variants, peer_python: str | None, rounds: int, images: int, warmup: int = 3, budget_s: float = 60.0,
             timeout_s: float = 900.0, log=print) -> dict:
     """Round 1 of every variant, then round 2, ...; returns {name: [result per round]}. A variant that
     is not available or failed is not retried in later rounds."""
@@ -575,6 +575,17 @@ def cpu_description() -> str:
     return f"{model}, {os.cpu_count()} cores" + (f" ({', '.join(flags)})" if flags else "")
 
 
+def versions_line(variants, results: dict) -> str:
+    """The interpreters and package versions that ran the variants, gathered from their results."""
+    found: dict[str, dict] = {}
+    for variant in variants:
+        for result in results.get(variant.name, []):
+            if result["status"] == "ok":
+                who = found.setdefault(f"{variant.interpreter} python {result.get('python', '')}", {})
+                who.update(result.get("versions", {}))
+    return "; ".join(f"{who}: " + ", ".join(f"{k} {v}" for k, v in sorted(versions.items())) for who, versions in found.items()) or "none ran"
+
+
 def load_average() -> str:
     try:
         return " ".join(f"{x:.2f}" for x in os.getloadavg())
@@ -588,7 +599,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the table shows each and the best")
     parser.add_argument("--images", type=int, default=3072, help="images timed per variant per round, after the warm-up")
     parser.add_argument("--warmup", type=int, default=3, help="steps trained before the clock starts")
-    parser.add_argument("--budget", type=float, default=120.0, help="stop a variant's timed steps after this many seconds")
+    parser.add_argument("--budget", type=float, default=60.0, help="stop a variant's timed steps after this many seconds")
     parser.add_argument("--timeout", type=float, default=900.0, help="give up on one subprocess after this many seconds")
     parser.add_argument("--variants", nargs="+", choices=list(BY_NAME), metavar="NAME", help="only these (default: all)")
     parser.add_argument("--markdown", help="also write the table as Markdown to this file (and as CSV beside it)")
@@ -628,6 +639,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         f"- machine: {cpu_description()}, no GPU · load average (1, 5, 15 min) {load_before} before, {load_after} after",
         f"- date: {started:%Y-%m-%d %H:%M} UTC · {args.images} images timed per variant per round after "
         f"{args.warmup} warm-up steps, {args.rounds} interleaved rounds, each variant in a fresh process per round",
+        f"- versions: {versions_line(variants, results)}",
         f"- how it was run: `nice -n 10 {' '.join(shown)}`",
     ]
     print("\n".join(header))
