@@ -218,7 +218,7 @@ def work_project_default(count: int, warmup: int, budget_s: float) -> dict:
 
     from resnet_utils import data, training
 
-    config = training.TrainConfig(out=tempfile.mkdtemp(prefix="peers-"), data="sample")
+    config = training.TrainConfig(out=str(Path(tempfile.gettempdir()) / "peers-unused"), data="sample")  # never written
     images, labels = random_images(count)
     mean = data.pixel_mean(images)
     steps_per_epoch = math.ceil(len(images) / config.batch_size)
@@ -630,15 +630,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if args.variants:
         shown += ["--variants"] + [shlex.quote(v) for v in args.variants]
     if args.markdown:
-        shown += ["--markdown", shlex.quote(Path(args.markdown).name if Path(args.markdown).parent.resolve() == HERE
-                                             else args.markdown)]
+        target = Path(args.markdown).resolve()
+        shown += ["--markdown", shlex.quote(str(target.relative_to(REPO)) if target.is_relative_to(REPO) else target.name)]
     header = [
         f"ResNet20 v1 training throughput: this project's default path and its peers, batch {BATCH_SIZE} "
         f"(classic: 32), augmentation included",
         "",
         f"- machine: {cpu_description()}, no GPU · load average (1, 5, 15 min) {load_before} before, {load_after} after",
         f"- date: {started:%Y-%m-%d %H:%M} UTC · {args.images} images timed per variant per round after "
-        f"{args.warmup} warm-up steps, {args.rounds} interleaved rounds, each variant in a fresh process per round",
+        f"{args.warmup} warm-up steps, {args.rounds} interleaved round(s), each variant in a fresh process per round",
         f"- versions: {versions_line(variants, results)}",
         f"- how it was run: `nice -n 10 {' '.join(shown)}`",
     ]
