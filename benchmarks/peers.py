@@ -481,9 +481,10 @@ def run_variant(variant: Variant, python: str, images: int, warmup: int, budget_
 
 
 def measure(variants, peer_python: str | None, rounds: int, images: int, warmup: int = 3, budget_s: float = 60.0,
-            timeout_s: float = 900.0, log=print) -> dict:
+            timeout_s: float = 900.0, log=print, after_round=None) -> dict:
     """Round 1 of every variant, then round 2, ...; returns {name: [result per round]}. A variant that
-    is not available or failed is not retried in later rounds."""
+    is not available or failed is not retried in later rounds. ``after_round(results, k)`` is called
+    after each round (to write what is measured so far)."""
     results: dict[str, list[dict]] = {v.name: [] for v in variants}
     for round_number in range(1, rounds + 1):
         for variant in variants:
@@ -498,6 +499,8 @@ def measure(variants, peer_python: str | None, rounds: int, images: int, warmup:
             earlier.append(result)
             shown = f"{result['images_per_s']:.0f} img/s" if result["status"] == "ok" else f"{result['status']}: {result['reason']}"
             log(f"round {round_number}/{rounds} · {variant.name}: {shown}", flush=True)
+        if after_round:
+            after_round(results, round_number)
     return results
 
 
@@ -617,41 +620,50 @@ def main(argv: list[str] | None = None) -> list[dict]:
     variants = [BY_NAME[name] for name in args.variants] if args.variants else list(VARIANTS)
     load_before = load_average()
     started = dt.datetime.now(dt.timezone.utc)
-    results = measure(variants, args.peer_python, args.rounds, args.images, args.warmup, args.budget, args.timeout)
-    rows = results_table(variants, results, args.rounds)
-    load_after = load_average()
 
     shown = ["python benchmarks/peers.py"]
     if args.peer_python:
         shown += ["--peer-python", "<peers-venv>/bin/python"]
     shown += ["--rounds", str(args.rounds), "--images", str(args.images)]
-    if args.warmup != 3:
-        shown += ["--warmup", str(args.warmup)]
+    for flag, value, default in (("--warmup", args.warmup, 3), ("--budget", args.budget, 60.0)):
+        if value != default:
+            shown += [flag, f"{value:g}"]
     if args.variants:
         shown += ["--variants"] + [shlex.quote(v) for v in args.variants]
     if args.markdown:
         target = Path(args.markdown).resolve()
         shown += ["--markdown", shlex.quote(str(target.relative_to(REPO)) if target.is_relative_to(REPO) else target.name)]
-    header = [
-        f"ResNet20 v1 training throughput: this project's default path and its peers, batch {BATCH_SIZE} "
-        f"(classic: 32), augmentation included",
-        "",
-        f"- machine: {cpu_description()}, no GPU · load average (1, 5, 15 min) {load_before} before, {load_after} after",
-        f"- date: {started:%Y-%m-%d %H:%M} UTC · {args.images} images timed per variant per round after "
-        f"{args.warmup} warm-up steps, {args.rounds} interleaved round(s), each variant in a fresh process per round",
-        f"- versions: {versions_line(variants, results)}",
-        f"- how it was run: `nice -n 10 {' '.join(shown)}`",
-    ]
-    print("\n".join(header))
-    print(markdown_table(rows))
-    if args.markdown:
-        path = Path(args.markdown)
-        path.write_text("\n".join(["# " + header[0]] + header[1:]) + "\n\n" + markdown_table(rows) + "\n")
-        with open(path.with_suffix(".csv"), "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]) + ["machine", "date"])
-            writer.writeheader()
-            for row in rows:
-                writer.writerow({**row, "machine": cpu_description(), "date": f"{started:%Y-%m-%d}"})
+
+    def report(results: dict, done: int, final: bool) -> list[dict]:
+        rows = results_table(variants, results, args.rounds)
+        rounds_text = f"{args.rounds} interleaved round(s)" + ("" if done == args.rounds else f", {done} done so far")
+        header = [
+            f"ResNet20 v1 training throughput: this project's default path and its peers, batch {BATCH_SIZE} "
+            f"(classic: 32), augmentation included",
+            "",
+            f"- machine: {cpu_description()}, no GPU · load average (1, 5, 15 min) {load_before} before, "
+            f"{load_average()} {'after' if final else 'now'}",
+            f"- date: {started:%Y-%m-%d %H:%M} UTC · {args.images} images timed per variant per round after "
+            f"{args.warmup} warm-up steps, {rounds_text}, each variant in a fresh process per round",
+            f"- versions: {versions_line(variants, results)}",
+            f"- how it was run: `nice -n 10 {' '.join(shown)}`",
+        ]
+        if final:
+            print("\n".join(header))
+            print(markdown_table(rows))
+        if args.markdown:
+            path = Path(args.markdown)
+            path.write_text("\n".join(["# " + header[0]] + header[1:]) + "\n\n" + markdown_table(rows) + "\n")
+            with open(path.with_suffix(".csv"), "w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=list(rows[0]) + ["machine", "date"])
+                writer.writeheader()
+                for row in rows:
+                    writer.writerow({**row, "machine": cpu_description(), "date": f"{started:%Y-%m-%d}"})
+        return rows
+
+    results = measure(variants, args.peer_python, args.rounds, args.images, args.warmup, args.budget, args.timeout,
+                      after_round=lambda results, done: report(results, done, final=False))
+    rows = report(results, args.rounds, final=True)
     return rows
 
 
