@@ -106,7 +106,7 @@ def pixel_mean(images):
     return (np.asarray(images, dtype=np.float64) / 255.0).mean(axis=0).astype(np.float32)
 
 
-def crop_indices(n: int, offsets_y, offsets_x, flips, xp, padding: int = 4, size: int = 32):
+def crop_indices(offsets_y, offsets_x, flips, xp, size: int = 32):
     """Row and column indices into the zero-padded images that take each image's random
     ``size``x``size`` window, its columns reversed where it is flipped (numpy or torch as ``xp``)."""
     steps = xp.arange(size)
@@ -122,7 +122,7 @@ def augment_numpy(batch, mean, rng, padding: int = 4):
 
     n = len(batch)
     padded = np.pad(batch, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
-    rows, cols = crop_indices(n, rng.integers(0, 2 * padding + 1, n), rng.integers(0, 2 * padding + 1, n),
+    rows, cols = crop_indices(rng.integers(0, 2 * padding + 1, n), rng.integers(0, 2 * padding + 1, n),
                               rng.random(n) < 0.5, np)
     crops = padded[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]
     return crops.astype(np.float32) * np.float32(1 / 255) - mean
@@ -335,7 +335,7 @@ def work_torch(variant: Variant, count: int, warmup: int, budget_s: float) -> di
     def batch(indices):
         n = len(indices)
         padded = torch.nn.functional.pad(images_t[indices], (0, 0, padding, padding, padding, padding))  # NHWC uint8
-        rows, cols = crop_indices(n, torch.randint(0, 2 * padding + 1, (n,), generator=generator),
+        rows, cols = crop_indices(torch.randint(0, 2 * padding + 1, (n,), generator=generator),
                                   torch.randint(0, 2 * padding + 1, (n,), generator=generator),
                                   torch.rand(n, generator=generator) < 0.5, torch)
         crops = padded[torch.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]
