@@ -11,10 +11,11 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 
 import classic_recipe  # noqa: E402
+import peers  # noqa: E402
 import throughput  # noqa: E402
 import time_to_accuracy  # noqa: E402
 
-from resnet_utils import data, training  # noqa: E402
+from resnet_utils import data, models, training  # noqa: E402
 
 
 def test_the_grid_covers_every_axis_the_benchmark_promises():
@@ -114,3 +115,80 @@ def test_minutes_to_counts_wall_time_until_the_first_epoch_that_reaches_it():
     assert time_to_accuracy.minutes_to(log, 0.85) == 2.0
     assert time_to_accuracy.minutes_to(log, 0.80) == 1.0
     assert time_to_accuracy.minutes_to(log, 0.88) is None
+
+
+def test_peers_augmentation_pads_crops_flips_and_subtracts_the_mean():
+    rng = np.random.default_rng(0)
+    images = rng.integers(1, 256, size=(16, 32, 32, 3), dtype=np.uint8)
+    mean = peers.pixel_mean(images)
+    np.testing.assert_allclose(mean, data.pixel_mean(images), atol=1e-6)
+    out = peers.augment_numpy(images, mean, np.random.default_rng(1))
+    assert out.shape == (16, 32, 32, 3) and out.dtype == np.float32
+    padded = np.pad(images, ((0, 0), (4, 4), (4, 4), (0, 0))).astype(np.float32) / 255
+    flipped = 0
+    for k in range(16):
+        pixels = out[k] + mean
+        windows = [(padded[k, y:y + 32, x:x + 32], flip) for y in range(9) for x in range(9) for flip in (False, True)]
+        matches = [flip for window, flip in windows if np.allclose(window[:, ::-1] if flip else window, pixels, atol=1e-5)]
+        assert matches, f"image {k} is not a (flipped) 32x32 window of its zero-padded original"
+        flipped += matches[0]
+    assert 0 < flipped < 16
+
+
+def test_peers_table_rounds_ratios_and_unavailable_rows():
+    def ok(rate):
+        return {"status": "ok", "images_per_s": rate, "median_step_images_per_s": rate, "warmup_s": 1.0, "wall_s": 2.0,
+                "after_last_step_s": 0.01, "peak_mib": 900.0, "parameters": peers.RESNET20_PARAMETERS, "python": "3.11",
+                "versions": {"torch": "2.x"}, "settings": "bfloat16"}
+
+    variants = [peers.BY_NAME[name] for name in ("project default", "classic", "pytorch fp32 channels_last",
+                                                 "keras jax backend, float32")]
+    results = {"project default": [ok(600.0), ok(500.0)], "classic": [ok(300.0), ok(200.0)],
+               "pytorch fp32 channels_last": [ok(1200.0), {"status": "failed", "reason": "Boom"}],
+               "keras jax backend, float32": [{"status": "not available", "reason": "no --peer-python given"}]}
+    rows = peers.results_table(variants, results, rounds=2)
+    assert [r["variant"] for r in rows] == [v.name for v in variants]
+    assert [(r["round 1"], r["round 2"], r["best img/s"]) for r in rows] == [(600, 500, 600), (300, 200, 300), (1200, "", 1200), ("", "", "")]
+    assert [r["x default"] for r in rows] == [1.0, 0.5, 2.0, ""] and [r["x classic"] for r in rows] == [2.0, 1.0, 4.0, ""]
+    assert "failed: Boom" in rows[2]["note"] and rows[3]["note"] == "not available (no --peer-python given)"
+    assert "torch 2.x" in rows[2]["runs on"] and rows[3]["runs on"] == "peer python"
+    assert len(peers.markdown_table(rows).splitlines()) == 2 + len(rows)
+
+
+def test_peers_runs_the_tensorflow_variants_and_reports_missing_peers(tmp_path):
+    # The machinery end to end: TensorFlow variants in their own subprocesses, peers without an interpreter.
+    markdown = tmp_path / "peers.md"
+    rows = peers.main(["--rounds", "1", "--images", "128", "--warmup", "1", "--peer-python", str(tmp_path / "no-python"),
+                       "--markdown", str(markdown)])
+    by_name = {row["variant"]: row for row in rows}
+    assert list(by_name) == [v.name for v in peers.VARIANTS]
+    for name in ("project default", "classic"):
+        assert by_name[name]["round 1"] > 0 and by_name[name]["best img/s"] == by_name[name]["round 1"], by_name[name]
+        assert "TensorFlow" in by_name[name]["runs on"]
+    assert by_name["project default"]["x default"] == 1.0 and by_name["classic"]["x classic"] == 1.0
+    assert "mixed_bfloat16" in by_name["project default"]["note"] or "float32" in by_name["project default"]["note"]
+    for variant in peers.VARIANTS:
+        if variant.interpreter == "peer":
+            row = by_name[variant.name]
+            assert row["round 1"] == "" and row["note"].startswith("not available (peer python") and "not found" in row["note"]
+    lines = markdown.read_text().splitlines()
+    assert lines[0].startswith("# ResNet20 v1") and any("how it was run" in line and "<peers-venv>" in line for line in lines)
+    assert sum(line.startswith("| ") for line in lines) == 1 + len(peers.VARIANTS)
+    assert len(markdown.with_suffix(".csv").read_text().splitlines()) == 1 + len(peers.VARIANTS)
+
+
+def test_peers_reports_a_missing_package_as_not_available(tmp_path):
+    try:
+        import jax  # noqa: F401
+        pytest.skip("jax is installed here")
+    except ImportError:
+        pass
+    result = peers.run_variant(peers.BY_NAME["keras jax backend, float32"], sys.executable, 128, 1, 10.0, 120.0)
+    assert result["status"] == "not available" and "jax" in result["reason"]
+
+
+def test_peers_torch_resnet20_is_the_keras_model():
+    torch = pytest.importorskip("torch")
+    model = peers.torch_resnet20(torch)
+    assert peers.torch_parameter_count(model) == peers.RESNET20_PARAMETERS == models.build_resnet(3, 1).count_params()
+    assert model(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
