@@ -2,12 +2,24 @@
 
 Modules, one concept each: ``layers`` (resnet_layer), ``models`` (ResNet v1/v2, plain nets,
 ImageNet-style ResNet18/50), ``data`` (CIFAR-10 loading and tf.data), ``training`` (schedules,
-run folders, ``train``), ``analysis`` (parameter/MAC/shape tables), ``plots`` (matplotlib).
+run folders, ``train``), ``analysis`` (parameter/MAC/shape tables), ``plots`` (matplotlib),
+``runs`` (run folders and the committed trained models, ``load_trained``).
+
+Importing the package imports TensorFlow with its C++ start-up lines filtered out of stderr
+(``resnet_utils._quiet``); other messages, real errors included, still show. Import
+``resnet_utils`` before ``keras`` or ``tensorflow`` for that to work.
 """
 
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of notebooks
+# Hides TensorFlow's C++ INFO and WARNING lines once its logging is set up (e.g. "Local rendezvous is
+# aborting ... End of sequence" after every epoch); errors still show. It does NOT hide the start-up
+# lines, which come earlier: _quiet filters those.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from resnet_utils._quiet import import_tensorflow_quietly  # noqa: E402
+
+import_tensorflow_quietly()
 
 from resnet_utils.layers import resnet_layer  # noqa: E402
 from resnet_utils.models import build_resnet, depth_from_n, plain_net, resnet18, resnet50, resnet_v1, resnet_v2  # noqa: E402
