@@ -11,7 +11,8 @@ import pytest
 from resnet_utils._quiet import is_startup_line
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-MAX_OUTPUT_BYTES = 50_000
+MAX_OUTPUT_BYTES = 50_000    # text: streams, tables, summaries (a progress bar or a full summary is far more)
+MAX_IMAGE_BYTES = 500_000    # a figure's PNG (a grid of photos compresses badly)
 
 
 def _cells(path, kind="code"):
@@ -44,8 +45,13 @@ def test_parameters_cell_holds_plain_assignments(path):
 def test_outputs_are_clean_and_short(path):
     for index, cell in enumerate(_cells(path)):
         for output in cell.get("outputs", []):
-            size = len(json.dumps(output))
-            assert size < MAX_OUTPUT_BYTES, f"{path.name} code cell {index}: an output of {size:,} bytes"
+            data = output.get("data", {})
+            images = {k: v for k, v in data.items() if k.startswith("image/")}
+            text = {k: v for k, v in output.items() if k != "data"} | {k: v for k, v in data.items() if k not in images}
+            size = len(json.dumps(text))
+            assert size < MAX_OUTPUT_BYTES, f"{path.name} code cell {index}: a text output of {size:,} bytes"
+            for kind, image in images.items():
+                assert len(image) < MAX_IMAGE_BYTES, f"{path.name} code cell {index}: a {kind} of {len(image):,} bytes"
             if output.get("output_type") == "stream":
                 startup = [line for line in output["text"].splitlines() if is_startup_line(line)]
                 assert not startup, f"{path.name} code cell {index} shows TensorFlow's start-up lines: {startup[:2]}"
