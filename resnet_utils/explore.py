@@ -60,9 +60,10 @@ def explorer(n: int = 3, version: int = 1, shortcut: str = "projection", max_n: 
     return widgets.VBox([n_slider, version_buttons, shortcut_buttons, block_buttons, output])
 
 
-def measure_step_ms(model, batch_size: int = 128, steps: int = 3) -> float:
-    """Milliseconds per SGD training step of ``model`` on random 32x32 images (after one warm-up step).
-    A cost measurement, not training: the weights learn nothing useful."""
+def measure_step_ms(model, batch_size: int = 128, steps: int = 5) -> float:
+    """Milliseconds per SGD training step of ``model`` on random 32x32 images: the median of ``steps``
+    individually timed steps after one warm-up step (the median shrugs off a step slowed by another
+    program). A cost measurement, not training: the weights learn nothing useful."""
     import time
 
     import keras
@@ -73,13 +74,15 @@ def measure_step_ms(model, batch_size: int = 128, steps: int = 3) -> float:
     x = rng.normal(size=(batch_size, *model.input_shape[1:])).astype("float32")
     y = rng.integers(0, 10, size=batch_size)
     model.train_on_batch(x, y)
-    start = time.perf_counter()
+    times = []
     for _ in range(steps):
+        start = time.perf_counter()
         model.train_on_batch(x, y)
-    return 1000 * (time.perf_counter() - start) / steps
+        times.append(time.perf_counter() - start)
+    return 1000 * float(np.median(times))
 
 
-def sweep_with_timing(ns, version: int = 1, time_steps: bool = True, batch_size: int = 128, steps: int = 3) -> pd.DataFrame:
+def sweep_with_timing(ns, version: int = 1, time_steps: bool = True, batch_size: int = 128, steps: int = 5) -> pd.DataFrame:
     """``analysis.sweep`` plus milliseconds per training step (batch ``batch_size``) when ``time_steps``."""
     table = analysis.sweep(ns, version)
     if time_steps:
