@@ -57,7 +57,12 @@ def explorer(n: int = 3, version: int = 1, shortcut: str = "projection", max_n: 
     output = widgets.interactive_output(
         lambda n, version, shortcut, block: show(n, version, shortcut if version == 1 else "projection", block),
         {"n": n_slider, "version": version_buttons, "shortcut": shortcut_buttons, "block": block_buttons})
-    return widgets.VBox([n_slider, version_buttons, shortcut_buttons, block_buttons, output])
+    class Explorer(widgets.VBox):
+        def __repr__(self):  # what a page without a live kernel (GitHub, nbconvert) shows instead of the controls
+            return (f"[n explorer: open in JupyterLab and run the cell to use the slider; it starts at n = {n}, v{version}, "
+                    "as in the parameters cell]")
+
+    return Explorer([n_slider, version_buttons, shortcut_buttons, block_buttons, output])
 
 
 def measure_step_ms(model, batch_size: int = 128, steps: int = 5) -> float:
