@@ -59,8 +59,7 @@ def explorer(n: int = 3, version: int = 1, shortcut: str = "projection", max_n: 
         {"n": n_slider, "version": version_buttons, "shortcut": shortcut_buttons, "block": block_buttons})
     class Explorer(widgets.VBox):
         def __repr__(self):  # what a page without a live kernel (GitHub, nbconvert) shows instead of the controls
-            return (f"[n explorer: open in JupyterLab and run the cell to use the slider; it starts at n = {n}, v{version}, "
-                    "as in the parameters cell]")
+            return f"[n explorer: run this cell in JupyterLab to use the slider; it starts at n = {n}, v{version}]"
 
     return Explorer([n_slider, version_buttons, shortcut_buttons, block_buttons, output])
 
