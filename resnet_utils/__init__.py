@@ -2,18 +2,30 @@
 
 Modules, one concept each: ``layers`` (resnet_layer), ``models`` (ResNet v1/v2, plain nets,
 ImageNet-style ResNet18/50), ``data`` (CIFAR-10 loading and tf.data), ``training`` (schedules,
-run folders, ``train``), ``analysis`` (parameter/MAC/shape tables), ``plots`` (matplotlib).
+run folders, ``train``), ``analysis`` (parameter/MAC/shape tables), ``plots`` (matplotlib),
+``runs`` (run folders and the committed trained models, ``load_trained``).
+
+Importing the package imports TensorFlow with its C++ start-up lines filtered out of stderr
+(``resnet_utils._quiet``); other messages, real errors included, still show. Import
+``resnet_utils`` before ``keras`` or ``tensorflow`` for that to work.
 """
 
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of notebooks
+# Hides TensorFlow's C++ INFO and WARNING lines once its logging is set up (e.g. "Local rendezvous is
+# aborting ... End of sequence" after every epoch); errors still show. It does NOT hide the start-up
+# lines, which come earlier: _quiet filters those.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 if not os.path.exists("/dev/nvidiactl"):
     # On a CPU, one thread for running independent operations side by side: with TensorFlow's
     # default (one per core) training speed on a 2-core machine flipped between two modes, one
-    # half as fast as the other (benchmarks/RESULTS.md). Takes effect if TensorFlow is not yet
-    # running; set TF_NUM_INTEROP_THREADS yourself to choose otherwise.
+    # half as fast as the other (benchmarks/RESULTS.md). Read when TensorFlow starts, so it must be
+    # set before the import below; set TF_NUM_INTEROP_THREADS yourself to choose otherwise.
     os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
+
+from resnet_utils._quiet import import_tensorflow_quietly  # noqa: E402
+
+import_tensorflow_quietly()
 
 from resnet_utils.layers import resnet_layer  # noqa: E402
 from resnet_utils.models import build_resnet, depth_from_n, plain_net, resnet18, resnet50, resnet_v1, resnet_v2  # noqa: E402

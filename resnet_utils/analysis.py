@@ -149,3 +149,64 @@ def paper_parameter_count(model: keras.Model) -> int:
                 continue
             total += int(np.prod(weight.shape))
     return total
+
+
+def block_layers(model: keras.Model, block: str) -> pd.DataFrame:
+    """The layers of one residual block (e.g. ``"conv3_block1"``) in network order, with what feeds
+    each one (``inputs``), and whether it is on the shortcut path (``*_0_*`` layers)."""
+    rows = []
+    for layer in model.layers:
+        if layer.name.startswith(block + "_"):
+            rows.append({
+                "layer": layer.name,
+                "type": type(layer).__name__,
+                "kernel": "x".join(map(str, layer.kernel_size)) if isinstance(layer, layers.Conv2D) else "",
+                "stride": layer.strides[0] if isinstance(layer, layers.Conv2D) else (getattr(layer, "strides", None) or ""),
+                "output_shape": tuple(layer.output.shape[1:]),
+                "parameters": int(layer.count_params()),
+                "inputs": _inputs_of(layer),
+                "shortcut": "_0_" in layer.name,
+            })
+    if not rows:
+        raise ValueError(f"{model.name} has no block {block!r}; blocks are named like 'conv2_block1'.")
+    return pd.DataFrame(rows)
+
+
+def stage_blocks(model: keras.Model) -> pd.DataFrame:
+    """One row per stage: how many blocks, which kind, the stem's layers, and the output shape."""
+    table = layer_table(model)
+    rows = []
+    for stage, part in table[table["stage"] != "input"].groupby("stage", sort=False):
+        blocks = part["layer"].str.extract(r"_block(\d+)_")[0].dropna()
+        convs = part[(part["type"] == "Conv2D") & ~part["layer"].str.contains("_0_conv")]
+        if stage == "conv1":
+            parts = []
+            for _, row in part.iterrows():
+                layer = model.get_layer(row["layer"])
+                if isinstance(layer, layers.Conv2D):
+                    parts.append(f"{layer.kernel_size[0]}x{layer.kernel_size[1]} conv /{layer.strides[0]}")
+                elif isinstance(layer, layers.MaxPooling2D):
+                    parts.append(f"{layer.pool_size[0]}x{layer.pool_size[1]} max-pool /{layer.strides[0]}")
+            kind = " + ".join(parts)
+        elif stage == "head":
+            kind = "global average pool + dense"
+        else:
+            per_block = len(convs) // max(1, blocks.nunique())
+            kind = {2: "basic", 3: "bottleneck"}.get(per_block, f"{per_block}-conv")
+        shape = part["output_shape"].iloc[-1]
+        rows.append({"stage": stage, "blocks": int(blocks.nunique()), "kind": kind,
+                     "output": "x".join(map(str, shape)), "parameters": int(part["parameters"].sum()),
+                     "macs": int(part["macs"].sum())})
+    return pd.DataFrame(rows).set_index("stage")
+
+
+def sweep(ns, version: int = 1, shortcut: str = "projection") -> pd.DataFrame:
+    """Depth, parameters and MACs per image of ``build_resnet(n, version)`` for every n in ``ns``."""
+    from resnet_utils.models import build_resnet, depth_from_n
+
+    rows = []
+    for n in ns:
+        model = build_resnet(n, version, shortcut=shortcut)
+        rows.append({"n": n, "version": version, "depth": depth_from_n(n, version), "model": model.name,
+                     "parameters": int(model.count_params()), "macs": total_macs(model)})
+    return pd.DataFrame(rows).set_index("n")

@@ -85,7 +85,8 @@ def load_runs(results_dir: str | Path) -> dict[str, Run]:
 
 
 def runs_table(runs: dict[str, Run]) -> pd.DataFrame:
-    """One row per run: model, schedule, epochs, best test accuracy, time, hardware, date, command."""
+    """One row per run: model, schedule, epochs, test accuracy of the final epoch (and of the best epoch,
+    chosen on the test set, so slightly optimistic), time, hardware, date, command."""
     rows = []
     for name, run in runs.items():
         m, c = run.metrics, run.config
@@ -97,8 +98,9 @@ def runs_table(runs: dict[str, Run]) -> pd.DataFrame:
             "parameters": m.get("parameters", c.get("parameters")),
             "schedule": m.get("schedule", c.get("identity", {}).get("schedule")),
             "epochs": m.get("epochs_completed", len(run.log)),
-            "test_accuracy": m.get("test_accuracy_best"),
-            "test_error_%": round(100 * (1 - m["test_accuracy_best"]), 2) if "test_accuracy_best" in m else None,
+            "test_accuracy": m.get("test_accuracy_last"),
+            "test_error_%": round(100 * (1 - m["test_accuracy_last"]), 2) if "test_accuracy_last" in m else None,
+            "test_accuracy_best_epoch": m.get("test_accuracy_best"),
             "train_minutes": round(m["train_seconds"] / 60, 1) if "train_seconds" in m else None,
             "data": "; ".join(filter(None, [m.get("data", c.get("data_description")), c.get("extra", {}).get("note")])),
             "hardware": device if m else None,
@@ -107,3 +109,111 @@ def runs_table(runs: dict[str, Run]) -> pd.DataFrame:
             "command": m.get("command", c.get("command")),
         })
     return pd.DataFrame(rows).set_index("run") if rows else pd.DataFrame()
+
+
+# --- the committed trained models ------------------------------------------------------------------
+
+RESULTS_DIR = Path(__file__).resolve().parent.parent / "results"  # the repository's committed run folders
+
+
+@dataclass
+class TrainedModel:
+    """A trained Keras model from a run folder, with what it scored and how it was made."""
+
+    model: object  # keras.Model
+    name: str  # the model's name, e.g. "resnet20v1"
+    run: Run
+    checkpoint: str  # "last.keras" (the final epoch) or "best.keras" (best epoch, chosen on the test set)
+    test_accuracy: float  # of this checkpoint, from metrics.json
+    mean: np.ndarray  # the run's per-pixel mean image (32, 32, 3), subtracted from every input
+
+    @property
+    def command(self) -> str:
+        return self.run.metrics.get("command", self.run.config.get("command", ""))
+
+    @property
+    def accuracy_label(self) -> str:
+        """What ``test_accuracy`` is, in words."""
+        m = self.run.metrics
+        if self.checkpoint == "last.keras":
+            return f"final epoch ({m.get('epochs_completed', '?')})"
+        return f"best epoch ({m.get('best_epoch', '?')} of {m.get('epochs_completed', '?')}), chosen on the test set"
+
+    def describe(self) -> str:
+        m = self.run.metrics
+        hardware = m.get("hardware", {})
+        device = ", ".join(hardware.get("gpus", [])) or f"{hardware.get('cpu', '?')} ({hardware.get('cpu_count', '?')} cores)"
+        lines = [f"{self.name} from {self.run.path.name}/{self.checkpoint}: test accuracy {self.test_accuracy:.2%} "
+                 f"({self.accuracy_label})"]
+        if self.checkpoint == "best.keras" and "test_accuracy_last" in m:
+            lines.append(f"  final epoch's test accuracy: {m['test_accuracy_last']:.2%} (its model, last.keras, is not committed)")
+        lines.append(f"  trained: {m.get('schedule', '?')} schedule, {m.get('epochs_completed', '?')} epochs, "
+                     f"{m.get('data', '?')}; {device}; {m.get('date', '?')[:10]}")
+        lines.append(f"  made by: {self.command}")
+        return "\n".join(lines)
+
+    def preprocess(self, images: np.ndarray) -> np.ndarray:
+        """uint8 images (N, 32, 32, 3) -> what the model expects: x / 255 - the run's mean image."""
+        return np.asarray(images, dtype=np.float32) / 255.0 - self.mean
+
+    def predict(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """Class probabilities (N, 10) for uint8 images (N, 32, 32, 3)."""
+        return np.asarray(self.model.predict(self.preprocess(images), batch_size=batch_size, verbose=0), dtype=np.float32)
+
+
+def _checkpoint_of(run: Run) -> tuple[str, float] | None:
+    """The checkpoint to load and its test accuracy: the final epoch's model when it is there."""
+    m = run.metrics
+    if (run.path / "last.keras").exists() and "test_accuracy_last" in m:
+        return "last.keras", float(m["test_accuracy_last"])
+    if (run.path / "best.keras").exists() and "test_accuracy_best" in m:
+        return "best.keras", float(m["test_accuracy_best"])
+    return None
+
+
+def trained_models(results_dir: str | Path | None = None) -> pd.DataFrame:
+    """The finished runs with a loadable model, one row per run: model name, checkpoint, accuracy, epochs.
+
+    ``load_trained`` accepts a model name (the most-trained run of that model is taken) or a run name.
+    """
+    rows = []
+    for name, run in load_runs(results_dir or RESULTS_DIR).items():
+        chosen = _checkpoint_of(run) if run.finished else None
+        if chosen is None:
+            continue
+        rows.append({"run": name, "model": run.metrics.get("model", run.config.get("model")), "checkpoint": chosen[0],
+                     "test_accuracy": chosen[1], "epochs": run.metrics.get("epochs_completed")})
+    return pd.DataFrame(rows, columns=["run", "model", "checkpoint", "test_accuracy", "epochs"]).set_index("run")
+
+
+def load_trained(name: str, results_dir: str | Path | None = None) -> TrainedModel:
+    """A committed trained model by name, e.g. ``load_trained("resnet20v1")``.
+
+    ``name`` is a model name (``"resnet20v1"``, ``"resnet56v1"``, ``"plain20"``: the finished run of that
+    model with the most epochs, then the highest accuracy) or a run folder name
+    (``"resnet20v1-fast-30ep"``). Loads the final epoch's model (``last.keras``) if the run folder has
+    it, else ``best.keras`` (the best epoch, chosen on the test set); ``TrainedModel.describe()`` says
+    which, with the accuracy, the data, the machine and the command that made it.
+
+    Raises ``KeyError`` naming the available models and runs if ``name`` is neither.
+    """
+    import keras
+
+    results_dir = Path(results_dir) if results_dir is not None else RESULTS_DIR
+    available = trained_models(results_dir)
+    if name in available.index:
+        run_name = name
+    else:
+        matches = available[available["model"] == name]
+        if matches.empty:
+            models = sorted(set(available["model"]))
+            raise KeyError(
+                f"No trained model {name!r} in {results_dir}. Available models: {', '.join(models) or 'none'}; "
+                f"runs: {', '.join(available.index) or 'none'}. Train one with `python -m resnet_utils.train` (notebook 06)."
+            )
+        run_name = matches.sort_values(["epochs", "test_accuracy"], ascending=False).index[0]
+    run = load_run(results_dir / run_name)
+    checkpoint, accuracy = _checkpoint_of(run)
+    model = keras.models.load_model(run.path / checkpoint)
+    return TrainedModel(model=model, name=run.metrics.get("model", model.name), run=run, checkpoint=checkpoint,
+                        test_accuracy=accuracy, mean=np.load(run.path / "mean.npy"))

@@ -1,0 +1,84 @@
+"""Figures: architecture pictures drawn from the built models, honest bar charts, one legend."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+from resnet_utils import models, plots  # noqa: E402
+
+
+def _texts(fig):
+    return "\n".join(text.get_text() for ax in fig.axes for text in ax.texts) + "\n" + "\n".join(ax.get_title() for ax in fig.axes)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+@pytest.mark.parametrize("version", [1, 2])
+def test_block_diagram_follows_the_model(n, version):
+    model = models.build_resnet(n, version)
+    first_of_stage = _texts(plots.block_diagram(model, "conv3_block1"))
+    plt.close("all")
+    if version == 1:
+        assert "conv3_block1_1_conv" in first_of_stage and "Conv2D 3x3 /2  ->  16x16x32" in first_of_stage
+        assert "conv3_block1_0_conv" in first_of_stage and "projection shortcut" in first_of_stage
+        assert "conv3_block1_out" in first_of_stage
+    else:
+        assert "conv3_block1_1_bn" in first_of_stage and "conv3_block1_3_conv" in first_of_stage
+        assert "16x16x128" in first_of_stage and "conv3_block1_out" not in first_of_stage  # nothing after the addition
+    assert f"resnet{models.depth_from_n(n, version)}v{version}" in first_of_stage
+    if n >= 2:
+        identity = _texts(plots.block_diagram(model, "conv3_block2"))
+        plt.close("all")
+        assert "identity shortcut" in identity and "_0_" not in identity
+
+
+def test_block_diagram_zero_padding_and_resnet50():
+    zeropad = _texts(plots.block_diagram(models.build_resnet(1, 1, shortcut="zeropad"), "conv4_block1"))
+    assert "conv4_block1_0_pad" in zeropad and "zero-padding shortcut" in zeropad and "8x8x64" in zeropad
+    resnet50 = _texts(plots.block_diagram(models.resnet50(), "conv2_block1"))
+    assert "conv2_block1_0_conv" in resnet50 and "8x8x256" in resnet50
+    with pytest.raises(ValueError, match="no block"):
+        plots.block_diagram(models.build_resnet(1, 1), "conv5_block1")
+    plt.close("all")
+
+
+def test_architecture_diagram_stage_by_stage():
+    text = _texts(plots.architecture_diagram({"ResNet20": models.build_resnet(3, 1), "ResNet50": models.resnet50()}))
+    plt.close("all")
+    assert "conv4: 3 x basic block\n-> 8x8x64" in text
+    assert "conv5: 3 x bottleneck block\n-> 1x1x2048" in text
+    assert "stem: 7x7 conv /2 + 3x3 max-pool /2\n-> 8x8x64" in text and "stem: 3x3 conv /1\n-> 32x32x16" in text
+    assert "(no such stage)" in text  # ResNet20 has no conv5
+
+
+def test_log_scale_draws_dots_not_bars():
+    frame = pd.DataFrame({"macs": [41e6, 37e6, 1.2e9]}, index=["a", "b", "c"])
+    log_fig = plots.bar_chart(frame, "macs", log_scale=True)
+    assert len(log_fig.axes[0].patches) == 0  # no bar lengths on a log axis
+    linear_fig = plots.bar_chart(frame, "macs")
+    assert len(linear_fig.axes[0].patches) == 3 and linear_fig.axes[0].get_xlim()[0] == 0  # bars start at zero
+    plt.close("all")
+
+
+def test_learning_curves_one_legend_for_many_runs():
+    logs = {f"run{i}": pd.DataFrame({"epoch": [1, 2], "loss": [2.0, 1.0], "val_loss": [2.1, 1.2], "accuracy": [0.3, 0.5],
+                                     "val_accuracy": [0.3, 0.4], "learning_rate": [0.1, 0.01]}) for i in range(6)}
+    fig = plots.learning_curves(logs)
+    assert all(ax.get_legend() is None for ax in fig.axes)
+    assert len(fig.legends) == 1 and len(fig.legends[0].get_texts()) == 6 + 2  # runs + "training"/"test"
+    plt.close("all")
+
+
+def test_sweep_plot_and_table():
+    from resnet_utils import analysis
+
+    table = analysis.sweep([1, 2, 3], version=1)
+    assert table["depth"].tolist() == [8, 14, 20] and table.loc[3, "parameters"] == 274_442
+    assert np.all(np.diff(table["macs"]) > 0)
+    fig = plots.sweep_plot(table)
+    assert len(fig.axes) == 2
+    plt.close("all")
