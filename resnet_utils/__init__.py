@@ -23,9 +23,10 @@ if not os.path.exists("/dev/nvidiactl"):
     # set before the import below; set TF_NUM_INTEROP_THREADS yourself to choose otherwise.
     os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
 
-from resnet_utils._quiet import import_tensorflow_quietly  # noqa: E402
+if os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow":  # the models also build on Keras's jax/torch backends
+    from resnet_utils._quiet import import_tensorflow_quietly  # noqa: E402
 
-import_tensorflow_quietly()
+    import_tensorflow_quietly()
 
 from resnet_utils.layers import resnet_layer  # noqa: E402
 from resnet_utils.models import build_resnet, depth_from_n, plain_net, resnet18, resnet50, resnet_v1, resnet_v2  # noqa: E402
