@@ -423,17 +423,19 @@ def reconcile_log(out: Path, state: ResumeState) -> list[dict]:
         )
     elif path.exists() and _has_partial_row(path, len(logged)):
         state.notes.append("log.csv ended inside a row (a kill while writing it); dropped that piece.")
-    if [r for r in logged[: state.epochs_done]] != logged or len(logged) != state.epochs_done or _has_partial_row(path, len(logged)):
+    if len(logged) != state.epochs_done or _has_partial_row(path, len(logged)):
         write_log(path, state.history)
     return state.history
 
 
 def _has_partial_row(path: Path, complete_rows: int) -> bool:
+    """True if ``log.csv`` holds more than its header and ``complete_rows`` whole rows."""
     try:
-        lines = [line for line in path.read_text().splitlines() if line.strip()]
+        text = path.read_text()
     except OSError:
         return False
-    return len(lines) > complete_rows + (1 if complete_rows else 0)
+    lines = [line for line in text.splitlines() if line.strip()]
+    return bool(text) and (not text.endswith("\n") or len(lines) > complete_rows + 1)
 
 
 def best_from_history(history: list[dict]) -> dict | None:

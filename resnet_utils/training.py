@@ -113,7 +113,7 @@ def make_schedule(name: str, epochs: int, steps_per_epoch: int) -> keras.optimiz
         return StepDecay(1e-3, [s * steps_per_epoch for s in starts], [1.0, 1e-1, 1e-2, 1e-3, 0.5e-3])
     if name == "paper":
         return StepDecay(0.1, [total // 2, total * 3 // 4], [1.0, 0.1, 0.01])
-    warmup = max(1, total // 20)
+    warmup = total // 20  # none under 20 steps: a one-step run would train at rate 0
     return keras.optimizers.schedules.CosineDecay(
         0.0, decay_steps=max(1, total - warmup), alpha=0.0, warmup_target=0.1, warmup_steps=warmup
     )
@@ -588,6 +588,7 @@ def _train_locked(config: TrainConfig, data: data_lib.CifarData | None, out: Pat
             )
         if recorder.epochs_done < config.epochs:
             raise RunFolderError(f"Training in {out} stopped after epoch {recorder.epochs_done} of {config.epochs}; rerun the same command to resume.")
+        run_folder.crash_point("before-finish", recorder.epochs_done)
         return finish_run(out, config, data, x_train)
     except KeyboardInterrupt:
         raise TrainingInterrupted(
