@@ -83,15 +83,17 @@ def _check_version(version: int) -> int:
 
 
 def _check_input_shape(input_shape: Sequence[int], smallest: int, why: str) -> tuple[int, int, int]:
-    """``input_shape`` as a tuple (height, width, channels) of whole numbers, height and width at
-    least ``smallest``; ``ValueError`` saying ``why`` otherwise."""
+    """``input_shape`` as a tuple of three whole numbers (height, width, channels; channels first
+    under ``channels_first``), height and width at least ``smallest``; ``ValueError`` saying ``why``
+    otherwise."""
     try:
         shape = tuple(input_shape)
     except TypeError:
         shape = ()
     if len(shape) != 3 or not all(_is_whole_number(d) and d >= 1 for d in shape):
         raise ValueError(f"input_shape must be (height, width, channels), e.g. (32, 32, 3); got {input_shape!r}.")
-    if min(shape[:2]) < smallest:
+    spatial = shape[1:] if keras.config.image_data_format() == "channels_first" else shape[:2]
+    if min(spatial) < smallest:
         raise ValueError(f"input_shape {shape} is too small: {why}, so height and width must be at least {smallest}.")
     return tuple(int(d) for d in shape)
 

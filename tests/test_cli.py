@@ -143,9 +143,9 @@ def _small(out: Path, epochs: int = 3, *extra: str) -> list[str]:
 def _killed_then_resumed(command: list[str], out: Path, points: list[str], env: dict | None = None) -> str:
     """Run ``command`` once per kill point (each SIGKILLed there), then once to the end; its output."""
     for point in points:
-        killed = subprocess.run(command, env={**(env or _env()), run_folder.KILL_ENV: point}, capture_output=True, text=True, timeout=300)
+        killed = subprocess.run(command, env={**(env or _env()), run_folder.KILL_ENV: point}, capture_output=True, text=True, timeout=600)
         assert killed.returncode == -signal.SIGKILL, f"{point}: {killed.stdout}{killed.stderr}"
-    finished = subprocess.run(command, env=env or _env(), capture_output=True, text=True, timeout=300)
+    finished = subprocess.run(command, env=env or _env(), capture_output=True, text=True, timeout=600)
     assert finished.returncode == 0, finished.stdout + finished.stderr
     return finished.stdout
 
