@@ -641,7 +641,7 @@ def finish_run(out: Path, config: TrainConfig, data: data_lib.CifarData, x_train
     for which in ("last", "best"):
         path = out / f"{which}.keras"
         try:
-            model = keras.models.load_model(path)
+            model = keras.models.load_model(path, compile=False)  # for predictions only
         except Exception as error:  # a damaged archive fails inside zipfile/h5py with many types
             raise RunFolderError(f"{path} cannot be read ({type(error).__name__}); rerun the same command to rebuild it from the resume state.") from error
         probabilities = model.predict(test_ds, verbose=0)
