@@ -258,8 +258,8 @@ def recorded_identity(out: Path, notes: list[str]) -> tuple[dict | None, str | N
     for name in (RESUME, LAST, RESUME_BACKUP):
         record = read_state_record(out / name)
         if record and isinstance(record.get("identity"), dict):
-            if config_path.exists():
-                notes.append(f"config.json was damaged; took the run's identity from {name} (config.json is rewritten).")
+            what = "damaged" if config_path.exists() else "missing"
+            notes.append(f"config.json was {what}; took the run's identity from {name} (config.json is rewritten).")
             return record["identity"], record.get("data_fingerprint")
     if config_path.exists():
         if any((out / name).exists() for name in (LOG, BEST, LAST)):
@@ -455,6 +455,14 @@ def archive_is_whole(path: Path) -> bool:
         return False
 
 
+def _best_record_fits(record: dict | None, history: list[dict]) -> bool:
+    """True if ``record`` names a kept epoch and that epoch's test accuracy."""
+    if not isinstance(record, dict) or not isinstance(record.get("epoch"), int) or not 1 <= record["epoch"] <= len(history):
+        return False
+    value = record.get("val_accuracy")
+    return isinstance(value, (int, float)) and math.isclose(value, history[record["epoch"] - 1]["val_accuracy"], rel_tol=1e-6)
+
+
 def repair_best(out: Path, state: ResumeState) -> dict | None:
     """Make ``best.json`` and ``best.keras`` match the epochs in ``state``.
 
@@ -466,13 +474,14 @@ def repair_best(out: Path, state: ResumeState) -> dict | None:
     if state.source is None:
         return None
     record = read_json(out / BEST_RECORD)
-    expected = best_from_history(state.history)
-    if record != expected:
-        if record is None and (out / BEST_RECORD).exists():
-            state.notes.append(f"best.json was damaged; rebuilt it from log.csv (best epoch {expected['epoch']}).")
-        elif record is not None and record.get("epoch", 0) > state.epochs_done:
-            state.notes.append(f"best.json named epoch {record.get('epoch')}, which is trained again; rebuilt it from log.csv.")
-        record = expected
+    if not _best_record_fits(record, state.history):
+        record = best_from_history(state.history)
+        if not (out / BEST_RECORD).exists():
+            state.notes.append(f"best.json was missing; rebuilt it from log.csv (best epoch {record['epoch']}).")
+        elif read_json(out / BEST_RECORD) is None:
+            state.notes.append(f"best.json was damaged; rebuilt it from log.csv (best epoch {record['epoch']}).")
+        else:
+            state.notes.append(f"best.json did not match log.csv (or named an epoch trained again); rebuilt it (best epoch {record['epoch']}).")
         write_json(out / BEST_RECORD, record)
     if not archive_is_whole(out / BEST):
         what = "missing" if not (out / BEST).exists() else "damaged"
@@ -496,7 +505,10 @@ def repair_last(out: Path, state: ResumeState) -> None:
     if state.source is None or state.source == LAST:
         return
     last = read_state_record(out / LAST)
-    if last is None or last["epochs_done"] != state.epochs_done or not archive_is_whole(out / LAST):
-        if not (out / LAST).exists() or read_state_record(out / LAST) is None or not archive_is_whole(out / LAST):
-            state.notes.append(f"last.keras was missing or damaged; restored it from {state.source}.")
-        copy_atomic(out / state.source, out / LAST)
+    whole = last is not None and archive_is_whole(out / LAST)
+    if whole and last["epochs_done"] == state.epochs_done:
+        return
+    if not whole:
+        what = "missing" if not (out / LAST).exists() else "damaged"
+        state.notes.append(f"last.keras was {what}; restored it from {state.source}.")
+    copy_atomic(out / state.source, out / LAST)

@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 130
     except KeyboardInterrupt:
-        print("error: interrupted before any epoch finished; rerun the same command to start again.", file=sys.stderr)
+        print("error: interrupted; rerun the same command to resume.", file=sys.stderr)
         return 130
     return 0
 

@@ -541,12 +541,14 @@ def _train_locked(config: TrainConfig, data: data_lib.CifarData | None, out: Pat
         with strategy.scope():
             model, speed = compile_model(config, steps_per_epoch)
     state.notes[:0] = notes
-    history = run_folder.reconcile_log(out, state)
+    run_folder.reconcile_log(out, state)
     run_folder.repair_best(out, state)
     run_folder.repair_last(out, state)
     for note in state.notes:
         print(note)
-    if state.epochs_done:
+    if state.epochs_done == config.epochs:
+        print(f"Finishing {out}: all {config.epochs} epochs are trained.")
+    elif state.epochs_done:
         print(f"Resuming {out} after epoch {state.epochs_done} of {config.epochs}.")
     run_folder.write_json(out / run_folder.CONFIG, {
         "identity": config.identity(),
