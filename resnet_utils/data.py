@@ -333,6 +333,20 @@ def balanced_subset(labels: np.ndarray, per_class: int, seed: int = 0) -> np.nda
     return rng.permutation(np.concatenate(chosen))
 
 
+def validation_split(labels: np.ndarray, fraction: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Split training images into (train, validation) indices, the same share of every class in
+    the validation part (``fraction=0.1`` of CIFAR-10's 50,000: 500 per class, the paper's 45k/5k).
+    The split depends on ``seed`` only, so runs that differ in anything else hold out the same images."""
+    labels = np.asarray(labels).reshape(-1)
+    rng = np.random.default_rng(seed)
+    held_out = []
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        held_out.append(rng.choice(members, size=int(round(len(members) * fraction)), replace=False))
+    validation = np.sort(np.concatenate(held_out))
+    return np.setdiff1d(np.arange(len(labels)), validation), validation
+
+
 def check_arrays(images: np.ndarray, labels: np.ndarray, num_classes: int = 10, what: str = "images") -> None:
     """Raise ``DataError`` unless ``images`` is uint8 (N, 32, 32, 3) and ``labels`` N ints in [0, num_classes)."""
     images, labels = np.asarray(images), np.asarray(labels)
@@ -355,15 +369,29 @@ def pixel_mean(x_train: np.ndarray) -> np.ndarray:
     return (np.asarray(x_train, dtype=np.float64) / 255.0).mean(axis=0).astype(np.float32)
 
 
-def pad_crop_flip(image, seed, padding: int = 4):
-    """The standard CIFAR augmentation of one float image: zero-pad ``padding`` pixels on each side,
-    crop a random 32x32 window, flip left-right with probability 1/2. ``seed`` is a stateless seed
-    (shape (2,) int), so the same seed always gives the same result."""
+def pad_crop_flip(images, seed, padding: int = 4):
+    """The standard CIFAR augmentation, for one float image (H, W, C) or a batch (N, H, W, C): zero-pad
+    ``padding`` pixels on each side, crop a random window of the original size, flip left-right with
+    probability 1/2, independently per image. ``seed`` is a stateless seed (shape (2,) int), so the
+    same seed always gives the same result.
+
+    The whole batch is done in a few vectorised operations (one gather for all the crops), not one
+    call per image."""
     import tensorflow as tf
 
-    padded = tf.pad(image, [[padding, padding], [padding, padding], [0, 0]])
-    crop = tf.image.stateless_random_crop(padded, tf.shape(image), seed=seed)
-    return tf.image.stateless_random_flip_left_right(crop, seed=seed[::-1])
+    images = tf.convert_to_tensor(images)
+    single = images.shape.rank == 3
+    batch = images[tf.newaxis] if single else images
+    count, height, width = tf.shape(batch)[0], batch.shape[1], batch.shape[2]
+    seed = tf.cast(seed, tf.int64)
+    offsets = tf.random.stateless_uniform([count, 2], seed=seed, maxval=2 * padding + 1, dtype=tf.int32)
+    flips = tf.random.stateless_uniform([count], seed=tf.stack([seed[1], seed[0]]), maxval=2, dtype=tf.int32)
+    padded = tf.pad(batch, [[0, 0], [padding, padding], [padding, padding], [0, 0]])
+    rows = offsets[:, :1] + tf.range(height)[tf.newaxis]  # (N, H): the rows each crop keeps
+    columns = offsets[:, 1:] + tf.range(width)[tf.newaxis]  # (N, W)
+    columns = tf.where(flips[:, tf.newaxis] == 1, tf.reverse(columns, axis=[1]), columns)  # a flip reads them backwards
+    cropped = tf.gather(tf.gather(padded, rows, axis=1, batch_dims=1), columns, axis=2, batch_dims=1)
+    return cropped[0] if single else cropped
 
 
 def make_dataset(
@@ -374,12 +402,19 @@ def make_dataset(
     training: bool = False,
     seed: int = 0,
     augment: bool | None = None,
+    epoch=None,
 ):
     """A ``tf.data.Dataset`` of (float32 image - mean, int label) batches.
 
-    Training datasets are shuffled every epoch and augmented (pad-crop-flip) unless
-    ``augment=False``; evaluation datasets are neither. Everything runs in the tf.data graph and the
-    next batch is prefetched while the model works on the current one.
+    Training datasets are shuffled every pass and augmented (pad-crop-flip) unless ``augment=False``;
+    evaluation datasets are neither. Each training pass draws one permutation of the images and then
+    gathers, augments and normalises a whole batch at a time, in TensorFlow's graph, while the model
+    works on the previous batch (prefetch).
+
+    The randomness of a pass (its order, crops and flips) is a function of ``(seed, epoch)`` alone.
+    ``epoch`` is a ``tf.Variable`` holding the number of the epoch about to start; ``training.train``
+    sets it at the start of every epoch, so a run resumed at epoch k trains on exactly the batches an
+    uninterrupted run would. Without ``epoch``, the dataset counts its own passes from 0.
     """
     import tensorflow as tf
 
@@ -391,20 +426,44 @@ def make_dataset(
         raise DataError(f"mean must be a (32, 32, 3) mean image (see pixel_mean); got shape {mean.shape}.")
     augment = training if augment is None else augment
     labels = np.asarray(labels).reshape(-1).astype(np.int32)
-    dataset = tf.data.Dataset.from_tensor_slices((images, labels))
-    if training:
-        dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
     mean_tensor = tf.constant(mean)
 
-    def to_float(image):
-        return tf.cast(image, tf.float32) / 255.0
+    def normalise(batch):
+        return tf.cast(batch, tf.float32) / 255.0
 
-    if augment:
-        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-        dataset = tf.data.Dataset.zip((dataset, seeds)).map(
-            lambda pair, s: (pad_crop_flip(to_float(pair[0]), s) - mean_tensor, pair[1]),
-            num_parallel_calls=tf.data.AUTOTUNE,
-        )
+    if not training:
+        dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(batch_size)
+        if augment:
+            dataset = dataset.enumerate().map(
+                lambda i, pair: (pad_crop_flip(normalise(pair[0]), tf.stack([tf.cast(seed, tf.int64), i])) - mean_tensor, pair[1])
+            )
+        else:
+            dataset = dataset.map(lambda x, y: (normalise(x) - mean_tensor, y))
+        return dataset.prefetch(tf.data.AUTOTUNE)
+
+    image_tensor, label_tensor = tf.constant(images), tf.constant(labels)
+    count = len(images)
+    if epoch is None:
+        passes = tf.Variable(-1, dtype=tf.int64, trainable=False)  # this dataset's own pass counter
+        current_epoch = lambda: passes.assign_add(1)  # noqa: E731
     else:
-        dataset = dataset.map(lambda x, y: (to_float(x) - mean_tensor, y), num_parallel_calls=tf.data.AUTOTUNE)
-    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+        current_epoch = lambda: tf.cast(epoch.read_value(), tf.int64)  # noqa: E731
+
+    def one_pass(_):
+        pass_seed = tf.stack([tf.constant(seed, tf.int64), current_epoch()])
+        order = tf.random.experimental.stateless_shuffle(tf.range(count, dtype=tf.int64), seed=pass_seed)
+        # Each batch's own stateless seed: (hash of the pass seed, batch number).
+        batch_key = tf.cast(tf.random.experimental.stateless_fold_in(pass_seed, 1)[0], tf.int64)
+        index_batches = tf.data.Dataset.from_tensor_slices(order).batch(batch_size).enumerate()
+
+        def load(number, indices):
+            batch = normalise(tf.gather(image_tensor, indices))
+            if augment:
+                batch = pad_crop_flip(batch, tf.stack([batch_key, number]))
+            return batch - mean_tensor, tf.gather(label_tensor, indices)
+
+        return index_batches.map(load)
+
+    steps = -(-count // batch_size)
+    dataset = tf.data.Dataset.range(1).flat_map(one_pass).apply(tf.data.experimental.assert_cardinality(steps))
+    return dataset.prefetch(tf.data.AUTOTUNE)

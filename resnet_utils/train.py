@@ -38,6 +38,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     run.add_argument("--schedule", default="fast", help=f"one of {', '.join(training.SCHEDULES)} (default fast: SGD, warm-up + cosine, 30 epochs at batch 128; keras: the example's Adam recipe, 200 epochs at batch 32)")
     run.add_argument("--epochs", type=int, help=f"default per schedule: {training.DEFAULT_EPOCHS}")
     run.add_argument("--batch-size", type=int, help=f"default per schedule: {training.DEFAULT_BATCH_SIZE}")
+    defaults = training.DEFAULT_RECIPE["fast"]
+    run.add_argument("--learning-rate", type=float, help=f"peak learning rate; default per schedule (fast: {defaults['learning_rate']:g})")
+    run.add_argument("--weight-decay", type=float, help=f"decay d on every convolution kernel, gradient d*w (fast: {defaults['weight_decay']:g}; Keras's L2(1e-4) is 2e-4)")
+    run.add_argument("--label-smoothing", type=float, help=f"(fast: {defaults['label_smoothing']:g})")
+    run.add_argument("--bn-momentum", type=float, help=f"momentum of BatchNormalization's moving statistics (fast: {defaults['bn_momentum']:g}; Keras's default 0.99)")
+    run.add_argument("--validation-split", type=float, default=0.0,
+                     help="hold out this fraction of the training images (same share per class, fixed) and evaluate on it instead of the test set, "
+                          "to choose a recipe without looking at the test set; 0.1 is the paper's 45k/5k")
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--out", required=True, help="run folder (created; an unfinished run there is resumed)")
     run.add_argument("--restart", action="store_true",
@@ -70,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         config = training.TrainConfig(
             out=args.out, n=n, version=args.version, shortcut=args.shortcut, arch=args.arch, stem=args.stem,
             schedule=args.schedule, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
+            learning_rate=args.learning_rate, weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
+            bn_momentum=args.bn_momentum, validation_split=args.validation_split,
             data=args.data or os.environ.get(data_lib.SOURCE_ENV) or "auto", data_dir=args.data_dir,
             limit_train=args.limit_train, mixed_precision=args.mixed_precision, xla=args.xla,
             steps_per_execution=args.steps_per_execution, distribute=args.distribute, restart=args.restart,

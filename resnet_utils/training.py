@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
-import inspect
 import math
 import os
 import platform
@@ -47,11 +46,26 @@ ARCHS = ("cifar", "resnet18", "resnet50")
 #: Epochs each schedule was designed for (``paper``: 64k iterations of batch 128 on 50k images).
 DEFAULT_EPOCHS = {"keras": 200, "paper": 164, "fast": 30}
 DEFAULT_BATCH_SIZE = {"keras": 32, "paper": 128, "fast": 128}
+#: Each schedule's recipe: ``learning_rate``, the peak (Adam's for ``keras``, SGD's otherwise);
+#: ``weight_decay``, the decay d on every convolution kernel (gradient d*w: Keras's ``L2(1e-4)`` in
+#: the loss is d = 2e-4); ``label_smoothing`` (0: plain cross-entropy); ``bn_momentum`` of the moving
+#: statistics (Keras's default 0.99).
+DEFAULT_RECIPE = {
+    "keras": {"learning_rate": 1e-3, "weight_decay": 2e-4, "label_smoothing": 0.0, "bn_momentum": 0.99},
+    "paper": {"learning_rate": 0.1, "weight_decay": 2e-4, "label_smoothing": 0.0, "bn_momentum": 0.99},
+    "fast": {"learning_rate": 0.1, "weight_decay": 2e-4, "label_smoothing": 0.0, "bn_momentum": 0.99},
+}
+RECIPE_FIELDS = ("learning_rate", "weight_decay", "label_smoothing", "bn_momentum")
+
 #: Training steps per call into the compiled graph on a GPU, where ResNet20's step is so short that
 #: Python's per-step overhead would dominate. On a CPU a step takes ~0.25 s and 1 loses nothing.
 GPU_STEPS_PER_EXECUTION = 16
 #: Fields of config.json that define a run; a folder holding a run that differs in one is refused.
-IDENTITY_FIELDS = ("arch", "n", "version", "shortcut", "stem", "schedule", "epochs", "batch_size", "seed", "data", "limit_train")
+IDENTITY_FIELDS = ("arch", "n", "version", "shortcut", "stem", "schedule", "epochs", "batch_size", "seed", "data", "limit_train",
+                   "learning_rate", "weight_decay", "label_smoothing", "bn_momentum", "validation_split")
+#: What runs made before the recipe fields existed used, for comparing their folders' identities.
+LEGACY_IDENTITY = {"weight_decay": 2e-4, "label_smoothing": 0.0, "bn_momentum": 0.99, "validation_split": 0.0}
+LEGACY_LEARNING_RATE = {"keras": 1e-3, "paper": 0.1, "fast": 0.1}
 DISTRIBUTE = ("auto", "mirrored", "none")
 VERBOSITY = ("auto", 0, 1, 2)
 
@@ -91,7 +105,7 @@ class StepDecay(keras.optimizers.schedules.LearningRateSchedule):
         return {"base_lr": self.base_lr, "boundaries": self.boundaries, "factors": self.factors}
 
 
-def make_schedule(name: str, epochs: int, steps_per_epoch: int) -> keras.optimizers.schedules.LearningRateSchedule:
+def make_schedule(name: str, epochs: int, steps_per_epoch: int, peak: float | None = None) -> keras.optimizers.schedules.LearningRateSchedule:
     """The learning rate per step for a schedule.
 
     * ``keras``: the Keras example's Adam schedule, 1e-3, times 0.1 after 40% of training (epoch 80
@@ -101,27 +115,29 @@ def make_schedule(name: str, epochs: int, steps_per_epoch: int) -> keras.optimiz
     * ``fast``: for short budgets, a linear warm-up to 0.1 over the first 5% of steps, then cosine
       decay to zero (SGD with Nesterov momentum).
 
-    Boundaries scale with ``epochs``, so a shorter run keeps the shape of the schedule.
+    Boundaries scale with ``epochs``, so a shorter run keeps the shape of the schedule. ``peak``
+    replaces the schedule's starting (or, for ``fast``, warmed-up) rate in ``DEFAULT_RECIPE``.
     """
     check_schedule(name)
+    peak = DEFAULT_RECIPE[name]["learning_rate"] if peak is None else float(peak)
     _check_positive("epochs", epochs)
     _check_positive("steps_per_epoch", steps_per_epoch)
     total = epochs * steps_per_epoch
     if name == "keras":
         # The example lowers the rate "when epoch > 80" (0-based), i.e. from epoch 81 of 200 on.
         starts = [int(epochs * e / 200) + 1 for e in (80, 120, 160, 180)]
-        return StepDecay(1e-3, [s * steps_per_epoch for s in starts], [1.0, 1e-1, 1e-2, 1e-3, 0.5e-3])
+        return StepDecay(peak, [s * steps_per_epoch for s in starts], [1.0, 1e-1, 1e-2, 1e-3, 0.5e-3])
     if name == "paper":
-        return StepDecay(0.1, [total // 2, total * 3 // 4], [1.0, 0.1, 0.01])
+        return StepDecay(peak, [total // 2, total * 3 // 4], [1.0, 0.1, 0.01])
     warmup = total // 20  # none under 20 steps: a one-step run would train at rate 0
     return keras.optimizers.schedules.CosineDecay(
-        0.0, decay_steps=max(1, total - warmup), alpha=0.0, warmup_target=0.1, warmup_steps=warmup
+        0.0, decay_steps=max(1, total - warmup), alpha=0.0, warmup_target=peak, warmup_steps=warmup
     )
 
 
-def make_optimizer(name: str, epochs: int, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+def make_optimizer(name: str, epochs: int, steps_per_epoch: int, learning_rate: float | None = None) -> keras.optimizers.Optimizer:
     """Adam for the Keras example's schedule, SGD with momentum 0.9 for ``paper`` and ``fast``."""
-    schedule = make_schedule(name, epochs, steps_per_epoch)
+    schedule = make_schedule(name, epochs, steps_per_epoch, learning_rate)
     if name == "keras":
         return keras.optimizers.Adam(learning_rate=schedule)
     return keras.optimizers.SGD(learning_rate=schedule, momentum=0.9, nesterov=name == "fast")
@@ -149,6 +165,27 @@ def _check_positive(what: str, value: Any) -> None:
         raise ValueError(f"{what} must be a positive whole number; got {value!r}.")
 
 
+@keras.saving.register_keras_serializable(package="resnet_utils")
+class SmoothedSparseCrossentropy(keras.losses.Loss):
+    """Cross-entropy against integer labels smoothed by ``smoothing``: the target puts
+    ``1 - smoothing`` on the true class plus ``smoothing / classes`` on every class (as Keras's
+    ``CategoricalCrossentropy(label_smoothing=...)`` does for one-hot labels)."""
+
+    def __init__(self, smoothing: float = 0.1, name: str = "smoothed_sparse_crossentropy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.smoothing = float(smoothing)
+
+    def call(self, y_true, y_pred):
+        y_pred = keras.ops.cast(y_pred, "float32")
+        log_probabilities = keras.ops.log(keras.ops.clip(y_pred, 1e-7, 1.0))
+        true_term = -keras.ops.take_along_axis(log_probabilities, keras.ops.cast(keras.ops.reshape(y_true, (-1, 1)), "int32"), axis=-1)[:, 0]
+        uniform_term = -keras.ops.mean(log_probabilities, axis=-1)
+        return (1.0 - self.smoothing) * true_term + self.smoothing * uniform_term
+
+    def get_config(self):
+        return {**super().get_config(), "smoothing": self.smoothing}
+
+
 # --- configuration --------------------------------------------------------------------------------
 
 
@@ -166,6 +203,11 @@ class TrainConfig:
     schedule: str = "fast"  # the fastest correct recipe measured (benchmarks/RESULTS.md)
     epochs: int | None = None
     batch_size: int | None = None
+    learning_rate: float | None = None  # these four: None takes the schedule's DEFAULT_RECIPE
+    weight_decay: float | None = None
+    label_smoothing: float | None = None
+    bn_momentum: float | None = None
+    validation_split: float = 0.0  # hold out this fraction of the training images (stratified, fixed) to choose recipes on
     seed: int = 0
     data: str = "auto"  # auto | keras | folder | sample
     data_dir: str | None = None
@@ -189,6 +231,16 @@ class TrainConfig:
         self.epochs = _whole_number("epochs", self.epochs)
         self.batch_size = _whole_number("batch_size", self.batch_size)
         self.seed = _whole_number("seed", self.seed, minimum=0, what="a whole number >= 0")
+        limits = {"learning_rate": (0.0, 10.0), "weight_decay": (0.0, 0.1), "label_smoothing": (0.0, 1.0), "bn_momentum": (0.0, 1.0)}
+        for name, (low, high) in limits.items():
+            value = getattr(self, name)
+            value = DEFAULT_RECIPE[self.schedule][name] if value is None else value
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not low <= value < high:
+                raise ValueError(f"{name} must be a number from {low:g} up to (not including) {high:g}; got {value!r}.")
+            setattr(self, name, float(value))
+        if isinstance(self.validation_split, bool) or not isinstance(self.validation_split, (int, float)) or not 0 <= self.validation_split < 0.5:
+            raise ValueError(f"validation_split must be a fraction from 0 up to 0.5 (0.1 holds out 5,000 of 50,000 images); got {self.validation_split!r}.")
+        self.validation_split = float(self.validation_split)
         if self.arch not in ARCHS:
             raise ValueError(f"Unknown arch {self.arch!r}; choose one of {', '.join(ARCHS)}.")
         if self.arch == "cifar":
@@ -238,6 +290,11 @@ class TrainConfig:
         else:
             parts += [f"--arch {self.arch}", f"--stem {self.stem}"]
         parts += [f"--schedule {self.schedule}", f"--epochs {self.epochs}", f"--batch-size {self.batch_size}"]
+        for name in RECIPE_FIELDS:
+            if getattr(self, name) != DEFAULT_RECIPE[self.schedule][name]:
+                parts.append(f"--{name.replace('_', '-')} {getattr(self, name):g}")
+        if self.validation_split:
+            parts.append(f"--validation-split {self.validation_split:g}")
         if self.seed:
             parts.append(f"--seed {self.seed}")
         if self.limit_train:
@@ -281,6 +338,19 @@ class EpochFacts(keras.callbacks.Callback):
         lr = self.model.optimizer.learning_rate
         logs["learning_rate"] = float(keras.ops.convert_to_numpy(lr))
         logs["epoch_time_s"] = round(time.perf_counter() - self._start, 2)
+
+
+class SetDataEpoch(keras.callbacks.Callback):
+    """Tells the training dataset which epoch is starting, so that its order and augmentation are a
+    function of (seed, epoch) alone (``data.make_dataset(..., epoch=variable)``): a resumed run then
+    trains epoch k on the same batches as an uninterrupted one."""
+
+    def __init__(self, variable):
+        super().__init__()
+        self.variable = variable
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.variable.assign(epoch)
 
 
 class TimeBudget(keras.callbacks.Callback):
@@ -425,6 +495,19 @@ def speed_settings(config: TrainConfig) -> dict:
     }
 
 
+def apply_recipe(model: keras.Model, config: TrainConfig) -> None:
+    """Set the recipe's training-only settings on a freshly built model, without changing a layer
+    or a parameter: the L2 factor of every kernel penalty (``weight_decay / 2``, since Keras's
+    ``L2(l)`` adds ``l * sum(w**2)`` to the loss, whose gradient is ``2 * l * w``) and the momentum
+    of every batch normalisation's moving averages."""
+    for layer in model.layers:
+        regularizer = getattr(layer, "kernel_regularizer", None)
+        if isinstance(regularizer, keras.regularizers.L2):
+            regularizer.l2 = config.weight_decay / 2
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = config.bn_momentum
+
+
 def compile_model(config: TrainConfig, steps_per_epoch: int) -> tuple[keras.Model, dict]:
     """The model of ``config``, compiled exactly as ``train`` compiles it (optimizer and schedule,
     loss, accuracy, ``speed_settings``); returns it with those settings. Call it inside a
@@ -434,9 +517,10 @@ def compile_model(config: TrainConfig, steps_per_epoch: int) -> tuple[keras.Mode
     keras.mixed_precision.set_global_policy(speed["precision_policy"])
     try:
         model = build_model(config, output_dtype="float32" if mixed else None)
+        apply_recipe(model, config)
         model.compile(
-            optimizer=make_optimizer(config.schedule, config.epochs, steps_per_epoch),
-            loss="sparse_categorical_crossentropy",
+            optimizer=make_optimizer(config.schedule, config.epochs, steps_per_epoch, config.learning_rate),
+            loss=SmoothedSparseCrossentropy(config.label_smoothing) if config.label_smoothing else "sparse_categorical_crossentropy",
             metrics=["accuracy"],
             jit_compile=speed["xla"],
             steps_per_execution=speed["steps_per_execution"],
@@ -459,21 +543,6 @@ def make_strategy(config: TrainConfig):
     if config.distribute == "auto" and len(gpus) > 1:
         return tf.distribute.MirroredStrategy()
     return tf.distribute.get_strategy()
-
-
-def training_stream(x_train: np.ndarray, y_train: np.ndarray, mean: np.ndarray, config: TrainConfig, first_epoch: int):
-    """The training batches of epochs ``first_epoch`` .. ``config.epochs - 1``, in order, each
-    epoch's shuffle and augmentation derived from (seed, epoch), so a resumed run sees the
-    batches the uninterrupted run saw. Returns ``(dataset, steps_per_epoch)`` for ``model.fit``.
-
-    An adapter over ``data.make_dataset``: a pipeline without ``first_epoch`` (one reshuffled
-    epoch per pass, restarting from the seed in every process) is still accepted."""
-    steps_per_epoch = math.ceil(len(x_train) / config.batch_size)
-    if "first_epoch" in inspect.signature(data_lib.make_dataset).parameters:
-        dataset = data_lib.make_dataset(x_train, y_train, mean, config.batch_size, training=True, seed=config.seed,
-                                        first_epoch=first_epoch, epochs=config.epochs)
-        return dataset, steps_per_epoch
-    return data_lib.make_dataset(x_train, y_train, mean, config.batch_size, training=True, seed=config.seed), None
 
 
 def train(config: TrainConfig, data: data_lib.CifarData | None = None) -> dict:
@@ -506,6 +575,8 @@ def _train_locked(config: TrainConfig, data: data_lib.CifarData | None, out: Pat
         identity, fingerprint = None, None
     else:
         identity, fingerprint = run_folder.recorded_identity(out, notes)
+        if identity is not None:  # runs made before the recipe fields existed used these
+            identity = {**LEGACY_IDENTITY, "learning_rate": LEGACY_LEARNING_RATE.get(identity.get("schedule")), **identity}
         run_folder.check_identity(out, identity, config.identity())
         finished = run_folder.read_json(out / run_folder.METRICS)
         if finished and finished.get("status") == "complete":
@@ -518,7 +589,7 @@ def _train_locked(config: TrainConfig, data: data_lib.CifarData | None, out: Pat
             notes.append("metrics.json was damaged; the run is finished again from its checkpoints.")
 
     data = data or data_lib.load_cifar10(config.data, config.data_dir)
-    x_train, y_train = _training_images(data, config)
+    x_train, y_train, x_eval, y_eval, eval_name = _training_images(data, config)
     fingerprint_now = data.fingerprint
     run_folder.check_data_fingerprint(out, fingerprint, fingerprint_now, data.describe())
     mean = data_lib.pixel_mean(x_train)
@@ -570,15 +641,20 @@ def _train_locked(config: TrainConfig, data: data_lib.CifarData | None, out: Pat
     recorder = RunRecorder(out, state, config.identity(), fingerprint_now)
     try:
         if state.epochs_done < config.epochs:
-            train_ds, stream_steps = training_stream(x_train, y_train, mean, config, state.epochs_done)
-            test_ds = data_lib.make_dataset(data.x_test, data.y_test, mean, config.batch_size)
-            callbacks = [EpochFacts(), recorder, keras.callbacks.TerminateOnNaN()]
+            import tensorflow as tf
+
+            # Each epoch's order and augmentation are a function of (seed, epoch), set by SetDataEpoch
+            # as the epoch starts, so a resumed run trains on the batches an uninterrupted one would.
+            data_epoch = tf.Variable(state.epochs_done, dtype=tf.int64, trainable=False, name="data_epoch")
+            train_ds = data_lib.make_dataset(x_train, y_train, mean, config.batch_size, training=True, seed=config.seed, epoch=data_epoch)
+            eval_ds = data_lib.make_dataset(x_eval, y_eval, mean, config.batch_size)
+            callbacks = [SetDataEpoch(data_epoch), EpochFacts(), recorder, keras.callbacks.TerminateOnNaN()]
             verbose = config.verbose
             if verbose == "auto":
                 verbose = 1 if sys.stdout.isatty() or "ipykernel" in sys.modules else 2
             # shuffle=False: the tf.data pipeline shuffles already (Keras would only warn).
-            model.fit(train_ds, epochs=config.epochs, initial_epoch=state.epochs_done, steps_per_epoch=stream_steps,
-                      validation_data=test_ds, callbacks=callbacks, verbose=verbose, shuffle=False)
+            model.fit(train_ds, epochs=config.epochs, initial_epoch=state.epochs_done, validation_data=eval_ds,
+                      callbacks=callbacks, verbose=verbose, shuffle=False)
         if recorder.diverged_in:
             run_folder.write_json(out / run_folder.METRICS, {
                 "status": "diverged", "diverged_in_epoch": recorder.diverged_in, "epochs_completed": recorder.epochs_done,
@@ -591,7 +667,7 @@ def _train_locked(config: TrainConfig, data: data_lib.CifarData | None, out: Pat
         if recorder.epochs_done < config.epochs:
             raise RunFolderError(f"Training in {out} stopped after epoch {recorder.epochs_done} of {config.epochs}; rerun the same command to resume.")
         run_folder.crash_point("before-finish", recorder.epochs_done)
-        return finish_run(out, config, data, x_train)
+        return finish_run(out, config, data, x_train, (x_eval, y_eval, eval_name))
     except KeyboardInterrupt:
         raise TrainingInterrupted(
             f"Training in {out} was interrupted after epoch {recorder.epochs_done} of {config.epochs}; "
@@ -599,9 +675,11 @@ def _train_locked(config: TrainConfig, data: data_lib.CifarData | None, out: Pat
         ) from None
 
 
-def _training_images(data: data_lib.CifarData, config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
-    """The training images ``config`` asks for (all, or ``limit_train`` chosen at random), after
-    checking both splits: shapes, dtypes, labels, and that neither is empty."""
+def _training_images(data: data_lib.CifarData, config: TrainConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, str]:
+    """``(x_train, y_train, x_eval, y_eval, eval_name)``: the training images ``config`` asks for
+    (all, or ``limit_train`` chosen at random, less a held-out ``validation_split``) and the images
+    accuracy is measured on (the test set, or that held-out part), after checking both splits:
+    shapes, dtypes, labels, and that neither is empty."""
     data_lib.check_arrays(data.x_train, data.y_train, what="training images")
     data_lib.check_arrays(data.x_test, data.y_test, what="test images")
     for split, images in (("training", data.x_train), ("test", data.x_test)):
@@ -622,22 +700,37 @@ def _training_images(data: data_lib.CifarData, config: TrainConfig) -> tuple[np.
             # hold only one or two classes.
             keep = data_lib.random_subset(len(x_train), config.limit_train, config.seed)
             x_train, y_train = x_train[keep], y_train[keep]
-    return x_train, y_train
+    if config.validation_split:
+        # Hold out a fixed, stratified part of the training images and evaluate on it, never on
+        # the test set: for choosing a recipe without looking at the test set.
+        keep, held_out = data_lib.validation_split(y_train, config.validation_split)
+        if len(held_out) == 0 or len(keep) == 0:
+            raise data_lib.DataError(
+                f"validation_split {config.validation_split:g} of {len(y_train):,} training images holds out "
+                f"{len(held_out)} of them; use more images or a larger fraction."
+            )
+        return x_train[keep], y_train[keep], x_train[held_out], y_train[held_out], "validation"
+    return x_train, y_train, data.x_test, np.asarray(data.y_test).reshape(-1), "test"
 
 
-#: What best.json's epoch means: chosen on the test set, so its accuracy is optimistic.
-BEST_EPOCH_NOTE = (
-    "test_accuracy (= test_accuracy_last) is the final epoch's model on the test set: the honest figure. "
-    "test_accuracy_best and best_epoch are the epoch with the highest test accuracy, chosen on the test set "
-    "itself, so that figure is optimistic."
-)
+def best_epoch_note(eval_name: str) -> str:
+    """What metrics.json's figures mean: the final epoch's is the honest one; the best epoch is
+    chosen on the very images it is measured on, so its figure is optimistic."""
+    return (
+        f"{eval_name}_accuracy (= {eval_name}_accuracy_last) is the final epoch's model on the {eval_name} images: "
+        f"the honest figure. {eval_name}_accuracy_best and best_epoch are the epoch with the highest {eval_name} "
+        f"accuracy, chosen on the {eval_name} images themselves, so that figure is optimistic."
+    )
 
 
-def finish_run(out: Path, config: TrainConfig, data: data_lib.CifarData, x_train: np.ndarray) -> dict:
-    """Evaluate the last and best models on the test set; write predictions.npz and metrics.json
-    (led by the final epoch's test accuracy), then remove the resumable state."""
+def finish_run(out: Path, config: TrainConfig, data: data_lib.CifarData, x_train: np.ndarray,
+               evaluation: tuple[np.ndarray, np.ndarray, str] | None = None) -> dict:
+    """Evaluate the last and best models on the test set (or on the held-out validation images, for
+    a run with ``validation_split``); write predictions.npz and metrics.json (led by the final
+    epoch's accuracy), then remove the resumable state."""
+    x_eval, y_eval, eval_name = evaluation or (data.x_test, data.y_test, "test")
     mean = np.load(out / run_folder.MEAN)
-    test_ds = data_lib.make_dataset(data.x_test, data.y_test, mean, 256)
+    test_ds = data_lib.make_dataset(x_eval, y_eval, mean, 256)
     log = read_log(out / run_folder.LOG)
     results = {}
     for which in ("last", "best"):
@@ -647,24 +740,26 @@ def finish_run(out: Path, config: TrainConfig, data: data_lib.CifarData, x_train
         except Exception as error:  # a damaged archive fails inside zipfile/h5py with many types
             raise RunFolderError(f"{path} cannot be read ({type(error).__name__}); rerun the same command to rebuild it from the resume state.") from error
         probabilities = model.predict(test_ds, verbose=0)
-        results[which] = float(np.mean(probabilities.argmax(axis=1) == data.y_test))
+        results[which] = float(np.mean(probabilities.argmax(axis=1) == y_eval))
         if which == "best":
             run_folder.write_atomic(out / run_folder.PREDICTIONS, lambda p: np.savez_compressed(
-                p, probabilities=probabilities.astype(np.float16), labels=data.y_test.astype(np.int8)))
+                p, probabilities=probabilities.astype(np.float16), labels=y_eval.astype(np.int8)))
     best_record = run_folder.read_json(out / run_folder.BEST_RECORD) or run_folder.best_from_history(log)
     train_seconds = sum(row.get("epoch_time_s", 0.0) for row in log)
     metrics = {
-        "test_accuracy": results["last"],
+        f"{eval_name}_accuracy": results["last"],
         "status": "complete",
         "model": config.model_name,
         "parameters": int(model.count_params()),
         "schedule": config.schedule,
+        "recipe": {name: getattr(config, name) for name in RECIPE_FIELDS},
+        "evaluated_on": f"{len(y_eval):,} {eval_name} images",
         "epochs_completed": len(log),
         "batch_size": config.batch_size,
-        "test_accuracy_last": results["last"],
-        "test_accuracy_best": results["best"],
+        f"{eval_name}_accuracy_last": results["last"],
+        f"{eval_name}_accuracy_best": results["best"],
         "best_epoch": best_record["epoch"],
-        "best_epoch_note": BEST_EPOCH_NOTE,
+        "best_epoch_note": best_epoch_note(eval_name),
         "final_train_accuracy": log[-1]["accuracy"] if log else None,
         "train_seconds": round(train_seconds, 1),
         "seconds_per_epoch": round(train_seconds / max(1, len(log)), 2),
@@ -682,8 +777,8 @@ def finish_run(out: Path, config: TrainConfig, data: data_lib.CifarData, x_train
     run_folder.crash_point("metrics-written", len(log))
     run_folder.remove_leftovers(out)
     print(
-        f"Test accuracy after the final epoch ({len(log)}): {results['last']:.4f} "
-        f"(best epoch {best_record['epoch']}: {results['best']:.4f}, chosen on the test set, so optimistic). "
+        f"{eval_name.capitalize()} accuracy after the final epoch ({len(log)}): {results['last']:.4f} "
+        f"(best epoch {best_record['epoch']}: {results['best']:.4f}, chosen on the same images, so optimistic). "
         f"Wrote {out}/metrics.json"
     )
     return metrics

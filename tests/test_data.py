@@ -293,3 +293,35 @@ def test_offline_the_python_message_names_resnet_data_for_notebooks(monkeypatch)
     with pytest.raises(DataError, match="RESNET_DATA=sample") as caught:
         data.load_cifar10()
     assert "--data sample" in caught.value.cli_message and "--data-dir" in caught.value.cli_message
+
+
+def test_training_pass_is_a_function_of_seed_and_epoch(sample):
+    import tensorflow as tf
+
+    x, y, mean = sample.x_train[:300], sample.y_train[:300], np.zeros((32, 32, 3), np.float32)
+    epoch = tf.Variable(0, dtype=tf.int64)
+
+    def one_pass(at_epoch: int, seed: int = 3):
+        epoch.assign(at_epoch)
+        batches = list(data.make_dataset(x, y, mean, 128, training=True, seed=seed, epoch=epoch))
+        return np.concatenate([b[0].numpy() for b in batches]), np.concatenate([b[1].numpy() for b in batches])
+
+    fifth = one_pass(5)
+    assert len(fifth[1]) == 300 and sorted(fifth[1]) == sorted(y)
+    for again in (one_pass(5), one_pass(5)):  # a fresh dataset (a new process, a resume) repeats epoch 5 exactly
+        np.testing.assert_array_equal(again[0], fifth[0])
+        np.testing.assert_array_equal(again[1], fifth[1])
+    assert not np.array_equal(one_pass(6)[1], fifth[1])  # another epoch: another order
+    assert not np.array_equal(one_pass(5, seed=4)[1], fifth[1])  # another seed: another order
+
+
+def test_pad_crop_flip_of_a_batch_is_per_image_and_of_one_image_is_the_same_maths(sample):
+    import tensorflow as tf
+
+    images = sample.x_train[:64] / 255.0
+    out = data.pad_crop_flip(tf.constant(images, tf.float32), tf.constant([1, 2])).numpy()
+    assert out.shape == images.shape
+    assert all(_is_pad_crop_flip_of(a, o) for a, o in zip(out, images))
+    assert len({a.tobytes() for a in (out - images)}) > 32  # independent crops/flips per image
+    single = data.pad_crop_flip(tf.constant(images[0], tf.float32), tf.constant([1, 2])).numpy()
+    np.testing.assert_array_equal(single, out[0])

@@ -7,7 +7,7 @@ from keras import layers
 
 from resnet_utils import models
 from resnet_utils.analysis import paper_parameter_count
-from resnet_utils.layers import ZeroPadShortcut, resnet_layer
+from resnet_utils.layers import FusedBatchNormalization, ZeroPadShortcut, resnet_layer
 
 # Parameter counts of the classic Keras CIFAR-10 example (Keras 3), by (version, depth).
 KERAS_EXAMPLE_PARAMETERS = {
@@ -91,7 +91,9 @@ def _signature(model: keras.Model) -> list:
         keep["l2"] = (config.get("kernel_regularizer") or {}).get("config", {}).get("l2")
         keep["init"] = (config.get("kernel_initializer") or {}).get("class_name")
         parents = [t.shape for t in layer._inbound_nodes[0].input_tensors]
-        rows.append((type(layer).__name__, keep, [tuple(w.shape) for w in layer.weights], parents, layer.output.shape))
+        # Our BatchNormalization is Keras's, computed by the fused kernel (tested to agree below).
+        kind = "BatchNormalization" if isinstance(layer, keras.layers.BatchNormalization) else type(layer).__name__
+        rows.append((kind, keep, [tuple(w.shape) for w in layer.weights], parents, layer.output.shape))
     return rows
 
 
@@ -123,10 +125,10 @@ def test_output_and_stage_shapes():
 def test_resnet_layer_orders_and_shapes():
     inputs = keras.Input((32, 32, 8))
     v1 = keras.Model(inputs, resnet_layer(inputs, 16, strides=2, name="a"))
-    assert [type(l).__name__ for l in v1.layers[1:]] == ["Conv2D", "BatchNormalization", "Activation"]
+    assert [type(l).__name__ for l in v1.layers[1:]] == ["Conv2D", "FusedBatchNormalization", "Activation"]
     assert v1.output.shape == (None, 16, 16, 16)
     v2 = keras.Model(inputs, resnet_layer(inputs, 16, conv_first=False, name="b"))
-    assert [type(l).__name__ for l in v2.layers[1:]] == ["BatchNormalization", "Activation", "Conv2D"]
+    assert [type(l).__name__ for l in v2.layers[1:]] == ["FusedBatchNormalization", "Activation", "Conv2D"]
     assert v2.output.shape == (None, 32, 32, 16)
     # 3*3*8*16 kernel + 16 bias, BN on 16 (v1) or 8 (v2) channels: 4 numbers each
     assert v1.count_params() == 3 * 3 * 8 * 16 + 16 + 4 * 16
@@ -264,3 +266,69 @@ def test_impossible_models_are_refused_at_once(call, message):
 
     with pytest.raises(ValueError, match=message):
         call(models)
+
+
+def _bn_pair(policy: str, axis: int = -1, shape=(8, 6, 6, 5)):
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        keras_bn, fused_bn = layers.BatchNormalization(axis=axis), FusedBatchNormalization(axis=axis)
+        keras_bn.build(shape), fused_bn.build(shape)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    weights = [np.random.default_rng(i).uniform(0.5, 2, shape[axis]).astype("float32") for i in range(4)]
+    keras_bn.set_weights(weights), fused_bn.set_weights(weights)
+    return keras_bn, fused_bn
+
+
+@pytest.mark.parametrize("policy,tolerance", [("float32", 1e-5), ("mixed_bfloat16", 1e-2)])  # bf16: 8-bit mantissa
+@pytest.mark.parametrize("axis", [-1, 1])
+def test_fused_batch_normalization_is_kerass_batch_normalization(policy, tolerance, axis):
+    import tensorflow as tf
+
+    shape = (8, 6, 6, 5) if axis == -1 else (8, 5, 6, 6)
+    keras_bn, fused_bn = _bn_pair(policy, axis, shape)
+    assert isinstance(fused_bn, layers.BatchNormalization)
+    assert keras_bn.get_config() | {"name": None} == fused_bn.get_config() | {"name": None}
+    x = tf.constant(np.random.default_rng(0).normal(2, 3, size=shape), keras_bn.compute_dtype)
+    for training in (True, False):  # training: batch statistics and one moving-average update
+        out_keras, out_fused = keras_bn(x, training=training), fused_bn(x, training=training)
+        assert out_fused.dtype == out_keras.dtype == keras_bn.compute_dtype
+        scale = float(np.abs(np.float32(out_keras)).max())
+        np.testing.assert_allclose(np.float32(out_fused), np.float32(out_keras), atol=tolerance * scale)
+    for ours, theirs in zip(fused_bn.weights, keras_bn.weights):  # same moving mean and (biased) variance
+        np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-6, atol=1e-6)
+
+
+def test_fused_batch_normalization_gradient_matches_float64_maths():
+    import tensorflow as tf
+
+    x = np.random.default_rng(0).normal(2, 3, size=(8, 6, 6, 5))
+    weight = np.arange(5.0)
+    gamma, beta = np.random.default_rng(1).uniform(0.5, 2, 5), np.random.default_rng(2).uniform(0.5, 2, 5)
+
+    def input_gradient(layer_call, dtype):
+        xt = tf.constant(x, dtype)
+        with tf.GradientTape() as tape:
+            tape.watch(xt)
+            loss = tf.reduce_sum(tf.cast(layer_call(xt), "float64") ** 2 * weight)
+        return tape.gradient(loss, xt).numpy()
+
+    def float64_maths(xt):
+        mean, variance = tf.nn.moments(xt, [0, 1, 2])
+        return tf.nn.batch_normalization(xt, mean, variance, tf.constant(beta), tf.constant(gamma), 1e-3)
+
+    fused_bn = FusedBatchNormalization()
+    fused_bn.build(x.shape)
+    fused_bn.set_weights([gamma.astype("float32"), beta.astype("float32"), np.zeros(5, "float32"), np.ones(5, "float32")])
+    exact = input_gradient(float64_maths, "float64")
+    fused = input_gradient(lambda xt: fused_bn(xt, training=True), "float32")
+    assert np.abs(fused - exact).max() <= 5e-3 * np.abs(exact).max()
+
+
+def test_fused_batch_normalization_saves_and_loads(tmp_path):
+    model = models.build_resnet(1, 1)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    assert type(loaded.get_layer("conv1_bn")) is FusedBatchNormalization
+    x = np.random.default_rng(0).normal(size=(2, 32, 32, 3)).astype("float32")
+    np.testing.assert_allclose(loaded(x, training=False), model(x, training=False), rtol=1e-6)

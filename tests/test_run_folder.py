@@ -207,12 +207,12 @@ def test_a_damaged_newest_state_falls_back_to_the_older_one_and_says_so(unfinish
 # --- 5. a resume replays nothing -------------------------------------------------------------------------
 
 
-PER_EPOCH_STREAM = "first_epoch" in inspect.signature(data.make_dataset).parameters
+PER_EPOCH_STREAM = "epoch" in inspect.signature(data.make_dataset).parameters
 COMPARED = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate")
 
 
 @pytest.mark.xfail(not PER_EPOCH_STREAM, strict=True,
-                   reason="needs data.make_dataset(..., first_epoch=k, epochs=E) deriving each epoch's randomness from (seed, epoch)")
+                   reason="needs data.make_dataset(..., epoch=...) deriving each epoch's randomness from (seed, epoch)")
 def test_a_resumed_seeded_cpu_run_logs_exactly_what_the_uninterrupted_run_logs(tmp_path, sample, monkeypatch):
     training.train(config(tmp_path / "whole", epochs=3, seed=5), sample)
     kill_at(monkeypatch, "state-saved:1")
