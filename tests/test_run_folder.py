@@ -345,5 +345,5 @@ def test_metrics_lead_with_the_final_epochs_test_accuracy(finished):
     metrics = json.loads((finished / "metrics.json").read_text())
     assert list(metrics)[0] == "test_accuracy"
     assert metrics["test_accuracy"] == metrics["test_accuracy_last"]
-    assert "chosen on the test set" in metrics["best_epoch_note"]
+    assert "chosen on the test images themselves" in metrics["best_epoch_note"]
     assert {"test_accuracy_best", "best_epoch"} <= set(metrics)
