@@ -58,7 +58,7 @@ RESUME_ENTRY = "resnet_utils_resume.json"
 #: What an earlier version of this package used for resuming (Keras's BackupAndRestore).
 LEGACY_BACKUP = "backup"
 RUN_FILES = (CONFIG, LOG, BEST, LAST, BEST_RECORD, PREDICTIONS, METRICS, MEAN, RESUME, RESUME_BACKUP)
-#: The order of log.csv's columns (Keras's CSVLogger order: epoch, then the rest sorted).
+#: Test hook: ``"<crash point>:<epochs done>"`` makes :func:`crash_point` SIGKILL the process there.
 KILL_ENV = "RESNET_TEST_KILL_AT"
 
 
@@ -144,7 +144,8 @@ def copy_atomic(source: Path, target: Path) -> None:
 
 
 def write_log(path: Path, rows: list[dict]) -> None:
-    """Write ``log.csv`` (one row per epoch, Keras's CSVLogger columns) atomically."""
+    """Write ``log.csv`` atomically: one row per epoch, columns as Keras's CSVLogger orders them
+    (``epoch``, then the rest sorted)."""
 
     def write(temporary: Path) -> None:
         with open(temporary, "w", newline="") as f:
