@@ -221,9 +221,9 @@ class TrainConfig:
     extra: dict = field(default_factory=dict)  # free-form notes stored in config.json
 
     def __post_init__(self):
-        if not isinstance(self.out, (str, os.PathLike)) or not str(self.out).strip():
+        if not isinstance(self.out, (str, os.PathLike)):
             raise ValueError(f"out must name the run folder (e.g. runs/resnet20v1); got {self.out!r}.")
-        self.out = str(self.out)
+        self.out = str(self.out)  # may stay "" as a placeholder until dataclasses.replace; train() refuses it
         check_schedule(self.schedule)
         self.epochs = DEFAULT_EPOCHS[self.schedule] if self.epochs is None else self.epochs
         self.batch_size = DEFAULT_BATCH_SIZE[self.schedule] if self.batch_size is None else self.batch_size
@@ -560,6 +560,8 @@ def train(config: TrainConfig, data: data_lib.CifarData | None = None) -> dict:
         TrainingDiverged: the loss became NaN/inf (best/last checkpoints of earlier epochs are kept).
         TrainingInterrupted: Ctrl-C; every finished epoch is kept, rerunning resumes.
     """
+    if not config.out.strip():  # Path("") would be the current folder, and --restart would delete files there
+        raise ValueError(f"out must name the run folder (e.g. runs/resnet20v1); got {config.out!r}.")
     out = Path(config.out)
     run_folder.make_writable(out)
     with run_folder.locked(out):

@@ -300,7 +300,6 @@ def test_numpy_integers_are_whole_numbers_and_resume(tmp_path):
     ({"restart": "false"}, "restart must be True or False; got 'false'"),
     ({"version": True}, "version must be 1 or 2"),
     ({"version": 1.0}, "version must be 1 or 2"),
-    ({"out": ""}, "out must name the run folder"),
     ({"verbose": "loud"}, "verbose must be 'auto', 0, 1 or 2"),
     ({"n": 1000}, r"n=1000 is too deep: ResNet v1 supports at most n=100 \(depth 602\).*recursion"),
     ({"distribute": "tpu"}, "distribute must be one of auto, mirrored, none"),
@@ -308,6 +307,15 @@ def test_numpy_integers_are_whole_numbers_and_resume(tmp_path):
 def test_silently_accepted_values_are_refused(tmp_path, kwargs, message):
     with pytest.raises(ValueError, match=message):
         config(kwargs.pop("out", tmp_path / "run"), **kwargs)
+
+
+def test_an_empty_out_is_refused_before_anything_is_touched(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "log.csv").write_text("mine")
+    placeholder = config("", restart=True)  # a placeholder for dataclasses.replace is fine (notebook 06)
+    with pytest.raises(ValueError, match="out must name the run folder"):
+        training.train(placeholder)
+    assert (tmp_path / "log.csv").read_text() == "mine"
 
 
 def test_a_one_step_fast_run_does_not_train_at_learning_rate_zero():
