@@ -15,9 +15,11 @@ tf.data graph.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import pickle
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,7 +36,15 @@ CACHE_ENV = "RESNET_CACHE_DIR"
 
 
 class DataError(ValueError):
-    """The data asked for cannot be used as it is; the message says what was wrong and what to do."""
+    """The data asked for cannot be used as it is; the message says what was wrong and what to do.
+
+    ``cli_message``, where given, says the same with the command line's flags (``--data sample``,
+    ``--data-dir``) instead of the Python API's arguments; the command line prints that one.
+    """
+
+    def __init__(self, message: str, cli_message: str | None = None):
+        super().__init__(message)
+        self.cli_message = cli_message or message
 
 
 @dataclass
@@ -51,6 +61,16 @@ class CifarData:
     @property
     def is_sample(self) -> bool:
         return self.source == "sample"
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """A short hash of all four arrays (computed once): which data a run was trained on."""
+        digest = hashlib.sha256()
+        for array in (self.x_train, self.y_train, self.x_test, self.y_test):
+            array = np.ascontiguousarray(array)
+            digest.update(f"{array.dtype.str}{array.shape}".encode())
+            digest.update(memoryview(array).cast("B"))
+        return digest.hexdigest()[:16]
 
     def describe(self) -> str:
         where = f" from {self.location}" if self.location else ""
@@ -79,7 +99,8 @@ def load_cifar10(source: str | None = None, data_dir: str | os.PathLike | None =
         source = "folder" if data_dir else "keras"
     if source == "folder":
         if not data_dir:
-            raise DataError(f"source='folder' needs a folder: pass data_dir=... or set {DATA_DIR_ENV}.")
+            raise DataError(f"source='folder' needs a folder: pass data_dir=... or set {DATA_DIR_ENV}.",
+                            f"--data folder needs a folder: pass --data-dir /path/to/cifar10 or set {DATA_DIR_ENV}.")
         data = load_folder(data_dir)
     elif source == "sample":
         data = load_sample()
@@ -101,22 +122,43 @@ def _load_keras() -> CifarData:
     try:
         (x_train, y_train), (x_test, y_test) = keras.datasets.cifar10.load_data()
     except Exception as error:  # keras raises a bare Exception("URL fetch failure ...")
+        reason = f"Could not download CIFAR-10 ({type(error).__name__}: {error})."
+        layout = "image folders train/<class>/*.jpg and test/<class>/..., or an extracted cifar-10-batches-py"
         raise DataError(
-            f"Could not download CIFAR-10 ({type(error).__name__}: {error}). Without network, use a "
-            f"local copy: load_cifar10(source='folder', data_dir='/path/to/cifar10') or set "
-            f"{DATA_DIR_ENV}=/path/to/cifar10 (image folders train/<class>/*.jpg and test/<class>/..., "
-            "or an extracted cifar-10-batches-py); or source='sample' for the small shipped sample."
+            f"{reason} Without network, use a local copy: set {DATA_DIR_ENV}=/path/to/cifar10 ({layout}) or "
+            "pass load_cifar10(source='folder', data_dir=...); or the small shipped sample: source='sample' in "
+            "Python, or start Jupyter with RESNET_DATA=sample for the notebooks.",
+            f"{reason} Without network, use a local copy with --data-dir /path/to/cifar10 ({layout}), "
+            "or try things out on the small shipped sample with --data sample.",
         ) from error
     return CifarData(x_train, y_train.reshape(-1), x_test, y_test.reshape(-1), "keras", "~/.keras/datasets")
 
 
+ARRAY_KEYS = ("x_train", "y_train", "x_test", "y_test")
+
+
+def read_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """The four CIFAR arrays (:data:`ARRAY_KEYS`) of an ``.npz`` file; ``DataError`` naming the
+    file if it is missing, damaged or lacks one of them."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            missing = [k for k in ARRAY_KEYS if k not in archive.files]
+            if missing:
+                raise DataError(f"{path} lacks the array(s) {missing}; a CIFAR .npz needs {', '.join(ARRAY_KEYS)} (it has {archive.files}).")
+            return {k: archive[k] for k in ARRAY_KEYS}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        if isinstance(error, DataError):
+            raise
+        raise DataError(f"Cannot read {path} ({type(error).__name__}: {error}); the file is damaged or not an .npz.") from error
+
+
 def load_sample() -> CifarData:
     """The sample shipped with the package: 100 training and 50 test images per class."""
-    with np.load(SAMPLE_PATH) as arrays:
-        return CifarData(
-            arrays["x_train"], arrays["y_train"].astype(np.int64),
-            arrays["x_test"], arrays["y_test"].astype(np.int64), "sample", str(SAMPLE_PATH.name),
-        )
+    arrays = read_arrays(SAMPLE_PATH)
+    return CifarData(
+        arrays["x_train"], arrays["y_train"].astype(np.int64),
+        arrays["x_test"], arrays["y_test"].astype(np.int64), "sample", str(SAMPLE_PATH.name),
+    )
 
 
 def load_folder(data_dir: str | os.PathLike, cache: bool = True) -> CifarData:
@@ -126,36 +168,55 @@ def load_folder(data_dir: str | os.PathLike, cache: bool = True) -> CifarData:
     :func:`balanced_subset` to take a fair part of them.
 
     Decoded image folders are cached as a ``.npz`` (under ``RESNET_CACHE_DIR`` or
-    ``~/.cache/resnet_utils``), keyed by the folder's path and file list, so later loads are fast.
+    ``~/.cache/resnet_utils``), keyed by the folder's path and every file's name, size and
+    modification time, so an edited image is decoded again; a damaged cache is rebuilt with a notice.
     """
     root = Path(data_dir).expanduser()
     if not root.is_dir():
+        what = "is a file, not a folder" if root.exists() else "does not exist"
         raise DataError(
-            f"CIFAR-10 folder {str(root)!r} does not exist. Pass the folder that holds train/ and test/ "
-            "(or cifar-10-batches-py), or use source='keras' to download or source='sample'."
+            f"CIFAR-10 folder {str(root)!r} {what}. Pass the folder that holds train/ and test/ "
+            "(or cifar-10-batches-py), or use source='keras' to download or source='sample'.",
+            f"CIFAR-10 folder {str(root)!r} {what}. Pass the folder that holds train/ and test/ "
+            "(or cifar-10-batches-py) with --data-dir, or use --data keras to download or --data sample.",
         )
     for candidate in (root, root / "cifar-10-batches-py"):
         if (candidate / "data_batch_1").exists():
             return _load_batches(candidate)
     files = {split: _list_split(root, split) for split in ("train", "test")}
-    key = hashlib.sha1(repr((str(root.resolve()), files)).encode()).hexdigest()[:16]
+    for split, entries in files.items():
+        if not entries:
+            raise DataError(
+                f"{root / split} has class folders but no images in any of them; put the {split} images in "
+                f"{split}/<class>/ as .jpg or .png files."
+            )
+    stamps = [(path, *_size_and_mtime(path)) for entries in files.values() for path, _ in entries]
+    key = hashlib.sha1(repr((str(root.resolve()), stamps)).encode()).hexdigest()[:16]
     cache_file = Path(os.environ.get(CACHE_ENV, Path.home() / ".cache" / "resnet_utils")) / f"cifar10-{key}.npz"
     if cache and cache_file.exists():
-        with np.load(cache_file) as a:
-            return CifarData(a["x_train"], a["y_train"], a["x_test"], a["y_test"], "folder", str(root))
+        try:
+            arrays = read_arrays(cache_file)
+            return CifarData(arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"], "folder", str(root))
+        except DataError as error:
+            print(f"NOTICE: the decoded-image cache is damaged ({error}); decoding the images again.")
     arrays = {}
     for split, entries in files.items():
-        arrays[f"x_{split}"] = np.stack([_read_image(path) for path, _ in entries]) if entries else np.zeros((0, *IMAGE_SHAPE), np.uint8)
+        arrays[f"x_{split}"] = np.stack([_read_image(path) for path, _ in entries])
         arrays[f"y_{split}"] = np.array([label for _, label in entries], dtype=np.int64)
     if cache:
+        partial = cache_file.with_name(cache_file.stem + ".partial.npz")
         try:
             cache_file.parent.mkdir(parents=True, exist_ok=True)
-            partial = cache_file.with_suffix(".tmp.npz")
             np.savez(partial, **arrays)
             os.replace(partial, cache_file)
         except OSError:
-            pass  # a cache we cannot write only costs time
+            partial.unlink(missing_ok=True)  # a cache we cannot write only costs time
     return CifarData(arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"], "folder", str(root))
+
+
+def _size_and_mtime(path: str) -> tuple[int, int]:
+    stat = os.stat(path)
+    return stat.st_size, stat.st_mtime_ns
 
 
 def _list_split(root: Path, split: str) -> list[tuple[str, int]]:
@@ -190,14 +251,23 @@ def _list_split(root: Path, split: str) -> list[tuple[str, int]]:
 
 
 def _read_image(path: str) -> np.ndarray:
+    """One 32x32 RGB image as uint8 (32, 32, 3); ``DataError`` naming the file otherwise. The size
+    is checked before the pixels are decoded, so a decompression bomb is refused unopened."""
+    import warnings
+
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as image:
-            image.load()
-            mode, size = image.mode, image.size
-            pixels = np.asarray(image)
-    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                mode, size = image.mode, image.size
+                if mode == "RGB" and size == (32, 32):
+                    image.load()
+                    pixels = np.asarray(image)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise DataError(f"{path} claims to be a huge image ({error}); CIFAR-10 images are 32x32 RGB. Remove it.") from error
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise DataError(f"Cannot read image {path} ({error}); the file is damaged or not an image. Replace or remove it.") from error
     if mode != "RGB" or size != (32, 32):
         raise DataError(
@@ -207,15 +277,36 @@ def _read_image(path: str) -> np.ndarray:
     return pixels
 
 
+def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Images (N, 32, 32, 3) and labels (N,) of one file of an extracted ``cifar-10-batches-py``."""
+    redo = "Re-extract cifar-10-python.tar.gz, or use another copy."
+    try:
+        with open(path, "rb") as f:
+            batch = pickle.load(f, encoding="bytes")
+    except Exception as error:  # unpickling garbage raises almost anything
+        raise DataError(f"{path} is not a CIFAR-10 python batch (cannot unpickle it: {type(error).__name__}). {redo}") from error
+    if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
+        keys = sorted(batch)[:6] if isinstance(batch, dict) else type(batch).__name__
+        raise DataError(f"{path} is not a CIFAR-10 python batch: it needs the keys b'data' and b'labels' (found {keys}). {redo}")
+    try:
+        flat = np.asarray(batch[b"data"])
+        labels = np.asarray(batch[b"labels"], dtype=np.int64).reshape(-1)
+    except (TypeError, ValueError) as error:
+        raise DataError(f"{path}: its data or labels are not arrays of numbers ({error}). {redo}") from error
+    if flat.ndim != 2 or flat.shape[1] != 3 * 32 * 32 or flat.dtype != np.uint8 or len(flat) != len(labels):
+        raise DataError(
+            f"{path}: data must be N rows of 3072 uint8 pixels with N labels; found data {flat.shape} {flat.dtype} "
+            f"and {len(labels)} labels. {redo}"
+        )
+    return flat.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), labels
+
+
 def _load_batches(folder: Path) -> CifarData:
     def read(name: str):
         path = folder / name
         if not path.exists():
             raise DataError(f"{folder} lacks {name}; an extracted cifar-10-batches-py has data_batch_1..5 and test_batch.")
-        with open(path, "rb") as f:
-            batch = pickle.load(f, encoding="bytes")
-        images = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
-        return images, np.asarray(batch[b"labels"], dtype=np.int64)
+        return _read_batch(path)
 
     train = [read(f"data_batch_{i}") for i in range(1, 6)]
     x_test, y_test = read("test_batch")

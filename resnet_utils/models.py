@@ -15,6 +15,7 @@ Shortcuts where the shape changes (``shortcut=``):
 
 from __future__ import annotations
 
+import numbers
 from typing import Sequence
 
 import keras
@@ -25,6 +26,15 @@ from resnet_utils.layers import FusedBatchNormalization, ZeroPadShortcut, channe
 SHORTCUTS = ("projection", "zeropad", "none")
 VERSIONS = (1, 2)
 CIFAR_INPUT_SHAPE = (32, 32, 3)
+#: The most blocks per stage that build, save and load here (v1: ResNet602, v2: ResNet542). Keras
+#: walks a functional graph recursively, so much deeper nets end in a RecursionError, after minutes
+#: and gigabytes of building (n=200, ResNet1202, already does).
+MAX_N = {1: 100, 2: 60}
+
+
+def _is_whole_number(value) -> bool:
+    """True for Python and numpy integers; False for bools, floats and strings."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def depth_from_n(n: int, version: int = 1) -> int:
@@ -33,28 +43,64 @@ def depth_from_n(n: int, version: int = 1) -> int:
     v1 has three stages of ``n`` blocks of two 3x3 convolutions (6n), plus the first convolution and
     the classifier (+2); v2's bottleneck blocks have three convolutions each (9n + 2).
     """
-    _check_version(version)
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+    version = _check_version(version)
+    if not _is_whole_number(n) or n < 1:
         raise ValueError(f"n must be a whole number >= 1 (blocks per stage); got {n!r}.")
-    return (6 if version == 1 else 9) * n + 2
+    _check_not_too_deep(int(n), version)
+    return (6 if version == 1 else 9) * int(n) + 2
+
+
+def _check_not_too_deep(n: int, version: int) -> None:
+    if n > MAX_N[version]:
+        deepest = (6 if version == 1 else 9) * MAX_N[version] + 2
+        raise ValueError(
+            f"n={n} is too deep: ResNet v{version} supports at most n={MAX_N[version]} (depth {deepest}). "
+            "Keras builds and saves a model by walking its graph recursively, and much deeper nets exceed "
+            "Python's recursion limit after minutes and gigabytes of building."
+        )
 
 
 def n_from_depth(depth: int, version: int = 1) -> int:
     """Blocks per stage for a given depth; raises ``ValueError`` naming valid depths if none fits."""
-    _check_version(version)
+    version = _check_version(version)
     per_block = 6 if version == 1 else 9
-    if isinstance(depth, bool) or not isinstance(depth, int) or depth < per_block + 2 or (depth - 2) % per_block:
+    if not _is_whole_number(depth) or depth < per_block + 2 or (depth - 2) % per_block:
         examples = ", ".join(str(per_block * k + 2) for k in (1, 2, 3, 5, 6, 9, 12, 18))
         raise ValueError(
             f"ResNet v{version} depth must be {per_block}n+2 with n >= 1 "
             f"(valid depths: {examples}, ...); got {depth!r}."
         )
-    return (depth - 2) // per_block
+    n = (int(depth) - 2) // per_block
+    _check_not_too_deep(n, version)
+    return n
 
 
-def _check_version(version: int) -> None:
-    if version not in VERSIONS:
+def _check_version(version: int) -> int:
+    """``version`` as a plain int if it is 1 or 2 (``True`` and ``1.0`` are not versions)."""
+    if not _is_whole_number(version) or version not in VERSIONS:
         raise ValueError(f"version must be 1 or 2 (ResNet v1 or v2); got {version!r}.")
+    return int(version)
+
+
+def _check_input_shape(input_shape: Sequence[int], smallest: int, why: str) -> tuple[int, int, int]:
+    """``input_shape`` as a tuple of three whole numbers (height, width, channels; channels first
+    under ``channels_first``), height and width at least ``smallest``; ``ValueError`` saying ``why``
+    otherwise."""
+    try:
+        shape = tuple(input_shape)
+    except TypeError:
+        shape = ()
+    if len(shape) != 3 or not all(_is_whole_number(d) and d >= 1 for d in shape):
+        raise ValueError(f"input_shape must be (height, width, channels), e.g. (32, 32, 3); got {input_shape!r}.")
+    spatial = shape[1:] if keras.config.image_data_format() == "channels_first" else shape[:2]
+    if min(spatial) < smallest:
+        raise ValueError(f"input_shape {shape} is too small: {why}, so height and width must be at least {smallest}.")
+    return tuple(int(d) for d in shape)
+
+
+#: The CIFAR nets halve the map twice (stride 2, "same" padding) and then average-pool 8x8.
+_CIFAR_HEAD_REASON = "the CIFAR ResNets halve the image twice and then average-pool an 8x8 map"
+_CIFAR_SMALLEST = 4 * 7 + 1  # ceil(ceil(h / 2) / 2) >= 8
 
 
 def _check_shortcut(shortcut: str) -> None:
@@ -113,8 +159,10 @@ def resnet_v1(
         output_dtype: dtype of the classifier, e.g. ``"float32"`` under mixed precision.
     """
     n = n_from_depth(depth, 1)
+    depth = int(depth)
     _check_shortcut(shortcut)
-    inputs = keras.Input(shape=tuple(input_shape), name="image")
+    input_shape = _check_input_shape(input_shape, _CIFAR_SMALLEST, _CIFAR_HEAD_REASON)
+    inputs = keras.Input(shape=input_shape, name="image")
     x = resnet_layer(inputs, num_filters=16, name="conv1")
     filters = 16
     for stage in range(3):
@@ -153,8 +201,10 @@ def resnet_v2(
     Args are as for :func:`resnet_v1`; ``depth`` is 56, 110, 164, ... (9n+2).
     """
     n = n_from_depth(depth, 2)
+    depth = int(depth)
     _check_shortcut(shortcut)
-    inputs = keras.Input(shape=tuple(input_shape), name="image")
+    input_shape = _check_input_shape(input_shape, _CIFAR_SMALLEST, _CIFAR_HEAD_REASON)
+    inputs = keras.Input(shape=input_shape, name="image")
     x = resnet_layer(inputs, num_filters=16, conv_first=True, name="conv1")
     width = 16
     for stage in range(3):
@@ -202,7 +252,7 @@ def build_resnet(
     ``build_resnet(3, 1)`` is ResNet20 v1 (274,442 parameters), ``build_resnet(6, 2)`` ResNet56 v2.
     """
     depth = depth_from_n(n, version)
-    builder = resnet_v1 if version == 1 else resnet_v2
+    builder = resnet_v1 if int(version) == 1 else resnet_v2
     return builder(input_shape, depth, num_classes, shortcut=shortcut, output_dtype=output_dtype)
 
 
@@ -297,9 +347,10 @@ def imagenet_resnet(
     ``False`` for basic-block nets (as torchvision's resnet18). ``output_dtype`` as in ``resnet_v1``.
     """
     _check_stem(stem)
+    input_shape = _check_input_shape(input_shape, 1, "")
     use_bias = bottleneck if use_bias is None else use_bias
     block_fn = _bottleneck_block if bottleneck else _basic_block
-    inputs = keras.Input(shape=tuple(input_shape), name="image")
+    inputs = keras.Input(shape=input_shape, name="image")
     x = _stem(inputs, stem, use_bias)
     for stage, (count, filters) in enumerate(zip(blocks, (64, 128, 256, 512))):
         for block in range(count):

@@ -7,6 +7,7 @@ Never trains anything: it reads ``config.json``, ``log.csv``, ``metrics.json`` a
 from __future__ import annotations
 
 import csv
+import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,13 +44,15 @@ class Run:
 
 def read_log(path: str | Path) -> list[dict]:
     """The complete rows of a run's ``log.csv`` as dicts of floats (epochs numbered from 0, as
-    Keras writes them); a last line cut short by a kill is left out."""
-    if not Path(path).exists():
+    Keras writes them); a last line cut short (no line end, or missing values) is left out."""
+    try:
+        text = Path(path).read_text()
+    except (FileNotFoundError, IsADirectoryError):
         return []
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
+    if text and not text.endswith("\n"):
+        text = text[: text.rfind("\n") + 1]  # a line without its end was cut while being written
     good = []
-    for row in rows:
+    for row in csv.DictReader(io.StringIO(text)):
         try:
             good.append({k: float(v) for k, v in row.items()})
         except (TypeError, ValueError):

@@ -7,21 +7,29 @@ with the same ``--out`` to resume an interrupted run.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from resnet_utils import data as data_lib
 from resnet_utils import models, training
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad argument is one line (``error: ...``), not the usage text as well."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see --help)\n")
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = _OneLineParser(
         prog="python -m resnet_utils.train",
         description="Train a CIFAR-10 ResNet into a run folder (CSV log, best/last .keras, metrics.json). "
         "Rerun with the same --out to resume.",
     )
     model = parser.add_argument_group("model")
-    model.add_argument("--n", type=int, default=3, help="blocks per stage: depth 6n+2 (v1) or 9n+2 (v2); default 3")
-    model.add_argument("--depth", type=int, help="alternative to --n: 20, 32, 44, 56, 110 (v1) or 56, 110, 164 (v2)")
+    model.add_argument("--n", type=int, help="blocks per stage: depth 6n+2 (v1) or 9n+2 (v2); default 3")
+    model.add_argument("--depth", type=int, help="instead of --n: 20, 32, 44, 56, 110 (v1) or 56, 110, 164 (v2)")
     model.add_argument("--version", type=int, default=1, help="1 (basic blocks) or 2 (pre-activation bottleneck)")
     model.add_argument("--shortcut", default="projection", help=f"one of {', '.join(models.SHORTCUTS)} ('none' = plain net)")
     model.add_argument("--arch", default="cifar", help=f"one of {', '.join(training.ARCHS)}; resnet18/50 are ImageNet-style")
@@ -40,14 +48,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                           "to choose a recipe without looking at the test set; 0.1 is the paper's 45k/5k")
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--out", required=True, help="run folder (created; an unfinished run there is resumed)")
-    run.add_argument("--restart", action="store_true", help="delete the run already in --out and start over")
+    run.add_argument("--restart", action="store_true",
+                     help="delete the run already in --out (config, log, checkpoints, metrics) and start over; "
+                     "not needed to resume or to recover a damaged folder: rerunning the same command does that")
     run.add_argument("--mixed-precision", default="auto", choices=training.PRECISIONS,
                      help="auto (default): bfloat16 on GPUs from A100 on and on CPUs with AVX-512 BF16/AMX, float16 on older GPUs, else float32")
     run.add_argument("--xla", default="auto", choices=("auto", "on", "off"))
     run.add_argument("--steps-per-execution", type=int, help=f"batches per compiled call; default 1 on a CPU, {training.GPU_STEPS_PER_EXECUTION} on a GPU")
-    run.add_argument("--verbose", default="auto", help="Keras verbosity: 0, 1 (progress bar), 2 (one line per epoch)")
+    run.add_argument("--distribute", default="auto", choices=training.DISTRIBUTE,
+                     help="auto (default): MirroredStrategy over all GPUs when there are several; mirrored: always "
+                     "(all GPUs, or all CPU devices without one); none")
+    run.add_argument("--verbose", default="auto", choices=("auto", "0", "1", "2"),
+                     help="Keras verbosity: auto, 0, 1 (progress bar), 2 (one line per epoch)")
     source = parser.add_argument_group("data")
-    source.add_argument("--data", default="auto", help=f"one of {', '.join(data_lib.SOURCES)}")
+    source.add_argument("--data", help=f"one of {', '.join(data_lib.SOURCES)}; default: ${data_lib.SOURCE_ENV} if set, else auto")
     source.add_argument("--data-dir", help=f"local CIFAR-10 copy (or set {data_lib.DATA_DIR_ENV})")
     source.add_argument("--note", default="", help="free text stored in config.json (e.g. where the data came from)")
     source.add_argument("--limit-train", type=int, help="train on N randomly chosen (seeded) training images only (smoke runs)")
@@ -55,23 +69,39 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line; print one line ``error: ...`` and return non-zero if it cannot."""
     args = parse_args(argv)
     try:
-        n = models.n_from_depth(args.depth, args.version) if args.depth is not None else args.n
+        if args.depth is not None and args.n is not None:
+            raise ValueError(f"give --n or --depth, not both (--n {args.n} is depth {models.depth_from_n(args.n, args.version)}).")
+        n = models.n_from_depth(args.depth, args.version) if args.depth is not None else (3 if args.n is None else args.n)
         config = training.TrainConfig(
             out=args.out, n=n, version=args.version, shortcut=args.shortcut, arch=args.arch, stem=args.stem,
             schedule=args.schedule, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
             learning_rate=args.learning_rate, weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
             bn_momentum=args.bn_momentum, validation_split=args.validation_split,
-            data=args.data, data_dir=args.data_dir, limit_train=args.limit_train,
-            mixed_precision=args.mixed_precision, xla=args.xla, steps_per_execution=args.steps_per_execution, restart=args.restart,
+            data=args.data or os.environ.get(data_lib.SOURCE_ENV) or "auto", data_dir=args.data_dir,
+            limit_train=args.limit_train, mixed_precision=args.mixed_precision, xla=args.xla,
+            steps_per_execution=args.steps_per_execution, distribute=args.distribute, restart=args.restart,
             verbose=args.verbose if args.verbose == "auto" else int(args.verbose),
             extra={"note": args.note} if args.note else {},
         )
         training.train(config)
-    except (ValueError, training.RunFolderError, training.TrainingDiverged) as error:
+    except data_lib.DataError as error:
+        print(f"error: {error.cli_message}", file=sys.stderr)
+        return 2
+    except (ValueError, training.RunFolderError) as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2 if not isinstance(error, training.TrainingDiverged) else 3
+        return 2
+    except training.TrainingDiverged as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 3
+    except training.TrainingInterrupted as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("error: interrupted; rerun the same command to resume.", file=sys.stderr)
+        return 130
     return 0
 
 

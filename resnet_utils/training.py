@@ -2,28 +2,29 @@
 
 A run folder is the contract between training and everything after it (plots, notebooks, README):
 
-    config.json       what was asked for (model, schedule, epochs, batch size, seed, data)
+    config.json       what was asked for (model, schedule, epochs, batch size, seed, data) and the
+                      data's fingerprint
     log.csv           one row per finished epoch, exactly once, also across interruptions
     best.keras        the model with the best test accuracy so far (written atomically)
     last.keras        the model after the last finished epoch (written atomically)
+    best.json         which epoch best.keras is, and its test accuracy
     predictions.npz   the best model's test-set probabilities and the true labels
     metrics.json      final figures and provenance (hardware, versions, data, wall time, date)
-    backup/           Keras BackupAndRestore state while a run is unfinished
+    resume.keras      while a run is unfinished: weights, optimizer and epoch counter in one file
+    .lock             locked (``fcntl.flock``) by the process training in the folder
 
-Starting ``train`` again with the same folder resumes after the last finished epoch; a folder that
-holds another run is refused unless ``restart=True``.
+Starting ``train`` again with the same folder resumes after the last finished epoch, recovering
+from whatever intact state the folder holds (:mod:`resnet_utils.run_folder` has the rules); a
+folder that holds another run is refused unless ``restart=True``.
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import datetime as _dt
-import json
 import math
 import os
 import platform
-import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -35,6 +36,8 @@ import numpy as np
 
 from resnet_utils import data as data_lib
 from resnet_utils import models
+from resnet_utils import run_folder
+from resnet_utils.run_folder import RUN_FILES, RunFolderBusy, RunFolderError  # noqa: F401  (part of this module's API)
 from resnet_utils.runs import read_log
 
 SCHEDULES = ("keras", "paper", "fast")
@@ -64,15 +67,16 @@ IDENTITY_FIELDS = ("arch", "n", "version", "shortcut", "stem", "schedule", "epoc
 #: What runs made before the recipe fields existed used, for comparing their folders' identities.
 LEGACY_IDENTITY = {"weight_decay": 2e-4, "label_smoothing": 0.0, "bn_momentum": 0.99, "validation_split": 0.0}
 LEGACY_LEARNING_RATE = {"keras": 1e-3, "paper": 0.1, "fast": 0.1}
-RUN_FILES = ("config.json", "log.csv", "best.keras", "last.keras", "best.json", "predictions.npz", "metrics.json", "mean.npy")
-
-
-class RunFolderError(RuntimeError):
-    """The output folder cannot be used for this run (unwritable, or holds another run)."""
+DISTRIBUTE = ("auto", "mirrored", "none")
+VERBOSITY = ("auto", 0, 1, 2)
 
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the last good checkpoints were kept."""
+
+
+class TrainingInterrupted(RuntimeError):
+    """Training was interrupted (Ctrl-C); every finished epoch is kept and a rerun resumes."""
 
 
 # --- learning-rate schedules ----------------------------------------------------------------------
@@ -126,7 +130,7 @@ def make_schedule(name: str, epochs: int, steps_per_epoch: int, peak: float | No
         return StepDecay(peak, [s * steps_per_epoch for s in starts], [1.0, 1e-1, 1e-2, 1e-3, 0.5e-3])
     if name == "paper":
         return StepDecay(peak, [total // 2, total * 3 // 4], [1.0, 0.1, 0.01])
-    warmup = max(1, total // 20)
+    warmup = total // 20  # none under 20 steps: a one-step run would train at rate 0
     return keras.optimizers.schedules.CosineDecay(
         0.0, decay_steps=max(1, total - warmup), alpha=0.0, warmup_target=peak, warmup_steps=warmup
     )
@@ -148,6 +152,13 @@ def check_precision(setting: str) -> None:
 def check_schedule(name: str) -> None:
     if name not in SCHEDULES:
         raise ValueError(f"Unknown schedule {name!r}; choose one of {', '.join(SCHEDULES)}.")
+
+
+def _whole_number(name: str, value: Any, minimum: int = 1, what: str = "a positive whole number") -> int:
+    """``value`` as a plain ``int`` if it is a whole number (Python or numpy) >= ``minimum``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be {what}; got {value!r}.")
+    return int(value)
 
 
 def _check_positive(what: str, value: Any) -> None:
@@ -205,16 +216,22 @@ class TrainConfig:
     mixed_precision: str = "auto"  # auto | on | off | bfloat16 | float16: see precision_policy()
     xla: str = "auto"  # auto (on with a GPU only) | on | off
     steps_per_execution: int | None = None  # None: 1 on a CPU, GPU_STEPS_PER_EXECUTION on a GPU
-    restart: bool = False
-    verbose: int | str = "auto"
+    distribute: str = "auto"  # auto (MirroredStrategy with >1 GPU) | mirrored (all GPUs, else all CPU devices) | none
+    restart: bool = False  # delete the run already in ``out`` and start over (a deliberate fresh start only)
+    verbose: int | str = "auto"  # auto | 0 | 1 (progress bar) | 2 (one line per epoch)
     extra: dict = field(default_factory=dict)  # free-form notes stored in config.json
 
     def __post_init__(self):
+        if not isinstance(self.out, (str, os.PathLike)):
+            raise ValueError(f"out must name the run folder (e.g. runs/resnet20v1); got {self.out!r}.")
+        self.out = str(self.out)  # may stay "" as a placeholder until dataclasses.replace; train() refuses it
         check_schedule(self.schedule)
         self.epochs = DEFAULT_EPOCHS[self.schedule] if self.epochs is None else self.epochs
         self.batch_size = DEFAULT_BATCH_SIZE[self.schedule] if self.batch_size is None else self.batch_size
-        _check_positive("epochs", self.epochs)
-        _check_positive("batch_size", self.batch_size)
+        # numpy integers are whole numbers too; store plain ints so config.json compares equal on resume
+        self.epochs = _whole_number("epochs", self.epochs)
+        self.batch_size = _whole_number("batch_size", self.batch_size)
+        self.seed = _whole_number("seed", self.seed, minimum=0, what="a whole number >= 0")
         limits = {"learning_rate": (0.0, 10.0), "weight_decay": (0.0, 0.1), "label_smoothing": (0.0, 1.0), "bn_momentum": (0.0, 1.0)}
         for name, (low, high) in limits.items():
             value = getattr(self, name)
@@ -229,18 +246,28 @@ class TrainConfig:
             raise ValueError(f"Unknown arch {self.arch!r}; choose one of {', '.join(ARCHS)}.")
         if self.arch == "cifar":
             models.depth_from_n(self.n, self.version)  # raises for bad n / version
+            self.n, self.version = int(self.n), int(self.version)
             models._check_shortcut(self.shortcut)
         else:
             models._check_stem(self.stem)
         if self.data not in data_lib.SOURCES:
             raise ValueError(f"Unknown data source {self.data!r}; choose one of {', '.join(data_lib.SOURCES)}.")
+        if self.data_dir is not None:
+            self.data_dir = str(self.data_dir)
         if self.limit_train is not None:
-            _check_positive("limit_train", self.limit_train)
+            self.limit_train = _whole_number("limit_train", self.limit_train)
         check_precision(self.mixed_precision)
         if self.steps_per_execution is not None:
-            _check_positive("steps_per_execution", self.steps_per_execution)
+            self.steps_per_execution = _whole_number("steps_per_execution", self.steps_per_execution)
         if self.xla not in ("auto", "on", "off"):
             raise ValueError(f"xla must be 'auto', 'on' or 'off'; got {self.xla!r}.")
+        if self.distribute not in DISTRIBUTE:
+            raise ValueError(f"distribute must be one of {', '.join(DISTRIBUTE)}; got {self.distribute!r}.")
+        if not isinstance(self.restart, (bool, np.bool_)):
+            raise ValueError(f"restart must be True or False; got {self.restart!r} (a {type(self.restart).__name__}).")
+        self.restart = bool(self.restart)
+        if isinstance(self.verbose, (bool, np.bool_)) or self.verbose not in VERBOSITY:
+            raise ValueError(f"verbose must be 'auto', 0, 1 or 2; got {self.verbose!r}.")
 
     @property
     def model_name(self) -> str:
@@ -277,6 +304,8 @@ class TrainConfig:
             parts.append(f"--data {self.data}")
         if self.data_dir:  # where the data lies is the reader's own: a variable, not this machine's path
             parts.append('--data-dir "$CIFAR10_DIR"')
+        if self.distribute != "auto":
+            parts.append(f"--distribute {self.distribute}")
         parts.append(f"--out {self.out}")
         return " ".join(parts)
 
@@ -325,37 +354,6 @@ class SetDataEpoch(keras.callbacks.Callback):
         self.variable.assign(epoch)
 
 
-class AtomicCheckpoint(keras.callbacks.Callback):
-    """Saves the model at the end of each epoch to ``path`` via a temporary file and ``os.replace``,
-    so a kill never leaves a half-written file. With ``monitor``, saves only when the monitored
-    value beats the best so far, which is kept in ``path``'s ``.json`` sidecar across restarts.
-    Skips epochs whose loss is not finite."""
-
-    def __init__(self, path: Path, monitor: str | None = None):
-        super().__init__()
-        self.path = Path(path)
-        self.monitor = monitor
-        self.record = self.path.with_suffix(".json")
-        self.best = -math.inf
-        if monitor and self.record.exists():
-            self.best = json.loads(self.record.read_text())[monitor]
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}
-        if not _finite(logs):
-            return
-        if self.monitor:
-            value = logs.get(self.monitor)
-            if value is None or not value > self.best:
-                return
-            self.best = float(value)
-        temporary = self.path.with_name(self.path.stem + ".partial.keras")
-        self.model.save(temporary)
-        os.replace(temporary, self.path)
-        if self.monitor:
-            _write_json(self.record, {"epoch": epoch + 1, self.monitor: self.best})
-
-
 class TimeBudget(keras.callbacks.Callback):
     """Stops training once ``seconds`` of wall time have passed (checked after every batch): for
     comparing models on one compute budget rather than one number of epochs."""
@@ -378,82 +376,45 @@ class TimeBudget(keras.callbacks.Callback):
         return time.perf_counter() - self._start
 
 
-class SafeBackupAndRestore(keras.callbacks.BackupAndRestore):
-    """Keras's BackupAndRestore (with its double checkpoint) that never backs up a diverged model."""
+class RunRecorder(keras.callbacks.Callback):
+    """Records each finished epoch in the run folder, in an order that a kill at any moment cannot
+    corrupt: the resumable state (``resume.keras``: weights, optimizer and epoch counter in one
+    file), then ``log.csv``, then ``last.keras`` and, if the test accuracy improved,
+    ``best.keras``/``best.json``. Epochs whose loss is not finite are not recorded."""
+
+    def __init__(self, out: Path, state: run_folder.ResumeState, identity: dict, fingerprint: str):
+        super().__init__()
+        self.out = Path(out)
+        self.history = list(state.history)
+        self.best = state.best
+        self.epochs_done = state.epochs_done
+        self.identity = identity
+        self.fingerprint = fingerprint
+        self.diverged_in: int | None = None
 
     def on_epoch_end(self, epoch, logs=None):
-        if _finite(logs):
-            super().on_epoch_end(epoch, logs)
+        logs = logs or {}
+        if not _finite(logs):
+            self.diverged_in = epoch + 1
+            return
+        epochs_done = epoch + 1
+        row = {"epoch": epoch, **{k: float(v) for k, v in logs.items()}}
+        improved = self.best is None or row["val_accuracy"] > self.best["val_accuracy"]
+        best = {"epoch": epochs_done, "val_accuracy": row["val_accuracy"]} if improved else self.best
+        history = [*self.history, row]
+        record = run_folder.state_record(epochs_done, history, best, self.identity, self.fingerprint)
+        run_folder.save_state(self.out, self.model, record)
+        self.history, self.epochs_done = history, epochs_done
+        run_folder.write_log(self.out / run_folder.LOG, history)
+        run_folder.crash_point("log-written", epochs_done)
+        run_folder.copy_atomic(self.out / run_folder.RESUME, self.out / run_folder.LAST)
+        if improved:
+            run_folder.copy_atomic(self.out / run_folder.RESUME, self.out / run_folder.BEST)
+            run_folder.write_json(self.out / run_folder.BEST_RECORD, best)
+            self.best = best
 
 
-# --- the run folder -------------------------------------------------------------------------------
-
-
-def _write_json(path: Path, payload: dict) -> None:
-    temporary = path.with_name(path.name + ".partial")
-    temporary.write_text(json.dumps(payload, indent=2, default=str) + "\n")
-    os.replace(temporary, path)
-
-
-def prepare_run_folder(config: TrainConfig) -> Path:
-    """Create/check the output folder before any long work.
-
-    Raises ``RunFolderError`` if it cannot be written, or if it holds a different run and
-    ``config.restart`` is false. With ``restart``, the earlier run's files are deleted.
-    """
-    out = Path(config.out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as error:
-        raise RunFolderError(f"Cannot write to the output folder {str(out)!r} ({error}). Choose a folder you can write to with --out.") from error
-    config_path = out / "config.json"
-    if config.restart:
-        for name in RUN_FILES:
-            (out / name).unlink(missing_ok=True)
-        shutil.rmtree(out / "backup", ignore_errors=True)
-    elif config_path.exists():
-        stored = json.loads(config_path.read_text()).get("identity", {})
-        previous = {**LEGACY_IDENTITY, "learning_rate": LEGACY_LEARNING_RATE.get(stored.get("schedule")), **stored}
-        differences = {k: (previous.get(k), v) for k, v in config.identity().items() if previous.get(k) != v}
-        if differences:
-            listed = "; ".join(f"{k}: folder has {old!r}, asked {new!r}" for k, (old, new) in differences.items())
-            raise RunFolderError(
-                f"{out} holds a different run ({listed}). Use another --out, or pass --restart "
-                "(restart=True) to delete that run and start over."
-            )
-    elif any((out / name).exists() for name in ("log.csv", "best.keras", "last.keras")):
-        raise RunFolderError(f"{out} holds training files but no config.json; use another --out or --restart.")
-    return out
-
-
-def _truncate_log(path: Path, keep_epochs: int) -> None:
-    """Keep only the log rows of the first ``keep_epochs`` epochs (resuming repeats the rest)."""
-    rows = [r for r in read_log(path) if r["epoch"] < keep_epochs]
-    if not path.exists():
-        return
-    with open(path, newline="") as f:
-        header = next(csv.reader(f), None)
-    temporary = path.with_name(path.name + ".partial")
-    with open(temporary, "w", newline="") as f:
-        if header and rows:
-            writer = csv.DictWriter(f, fieldnames=header)
-            writer.writeheader()
-            for row in rows:
-                writer.writerow({k: (int(v) if k == "epoch" else repr(v)) for k, v in row.items()})
-    os.replace(temporary, path)
-
-
-def _completed_epochs(out: Path) -> int:
-    for name in ("training_metadata.json", "training_metadata.json.bkp"):
-        path = out / "backup" / name
-        try:
-            return int(json.loads(path.read_text())["epoch"])
-        except (OSError, ValueError, KeyError):
-            continue
-    return 0
+# --- machine facts --------------------------------------------------------------------------------
 
 
 def cpu_has_native_bfloat16() -> bool:
@@ -570,64 +531,102 @@ def compile_model(config: TrainConfig, steps_per_epoch: int) -> tuple[keras.Mode
     return model, speed
 
 
+def make_strategy(config: TrainConfig):
+    """The ``tf.distribute`` strategy ``train`` runs ``config`` under: ``MirroredStrategy`` over all
+    GPUs when there are several (``distribute="auto"``) or when asked (``"mirrored"``: over all GPUs,
+    or over all logical CPU devices without a GPU, which is how the tests run it); else the default."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_logical_devices("GPU")
+    if config.distribute == "mirrored":
+        devices = gpus or tf.config.list_logical_devices("CPU")
+        return tf.distribute.MirroredStrategy([d.name for d in devices])
+    if config.distribute == "auto" and len(gpus) > 1:
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
 def train(config: TrainConfig, data: data_lib.CifarData | None = None) -> dict:
     """Train (or resume) the run ``config`` describes; return its final metrics (also in metrics.json).
 
-    The folder is checked before anything slow happens. Progress is shown by Keras. Mixed precision
-    and XLA are used on a GPU (``"auto"``), and ``tf.distribute.MirroredStrategy`` spreads the
-    batch over several GPUs when there are several.
+    The folder is checked and locked before anything slow happens, and stays locked while this
+    runs. A rerun resumes from the newest intact state and says in one line what it recovered.
+    Progress is shown by Keras. Mixed precision and XLA are used on a GPU (``"auto"``), and
+    ``tf.distribute.MirroredStrategy`` spreads the batch over several GPUs (see ``make_strategy``).
 
     Raises:
-        RunFolderError: the folder is unwritable or holds a different run.
+        RunFolderError: the folder is unwritable, busy (``RunFolderBusy``), holds a different run
+            or other data, its records disagree, or the disk is full.
+        data.DataError: the data cannot be used (the message says what to do).
         TrainingDiverged: the loss became NaN/inf (best/last checkpoints of earlier epochs are kept).
+        TrainingInterrupted: Ctrl-C; every finished epoch is kept, rerunning resumes.
     """
-    import tensorflow as tf
+    if not config.out.strip():  # Path("") would be the current folder, and --restart would delete files there
+        raise ValueError(f"out must name the run folder (e.g. runs/resnet20v1); got {config.out!r}.")
+    out = Path(config.out)
+    run_folder.make_writable(out)
+    with run_folder.locked(out):
+        return _train_locked(config, data, out)
 
-    out = prepare_run_folder(config)
-    metrics_path = out / "metrics.json"
-    if metrics_path.exists():
-        finished = json.loads(metrics_path.read_text())
-        if finished.get("status") == "complete":
-            print(f"{out} already holds the finished run ({finished['epochs_completed']} epochs); pass restart=True to train again.")
+
+def _train_locked(config: TrainConfig, data: data_lib.CifarData | None, out: Path) -> dict:
+    notes: list[str] = []
+    if config.restart:
+        deleted = run_folder.delete_run(out)
+        if deleted:
+            print(f"restart: deleted {', '.join(deleted)} in {out}.")
+        identity, fingerprint = None, None
+    else:
+        identity, fingerprint = run_folder.recorded_identity(out, notes)
+        if identity is not None:  # runs made before the recipe fields existed used these
+            identity = {**LEGACY_IDENTITY, "learning_rate": LEGACY_LEARNING_RATE.get(identity.get("schedule")), **identity}
+        run_folder.check_identity(out, identity, config.identity())
+        finished = run_folder.read_json(out / run_folder.METRICS)
+        if finished and finished.get("status") == "complete":
+            removed = run_folder.remove_leftovers(out)
+            if removed:
+                print(f"Removed what the finished run no longer needs: {', '.join(removed)}.")
+            print(f"{out} already holds the finished run ({finished.get('epochs_completed')} epochs); pass restart=True (--restart) to train again.")
             return finished
+        if finished is None and (out / run_folder.METRICS).exists():
+            notes.append("metrics.json was damaged; the run is finished again from its checkpoints.")
 
     data = data or data_lib.load_cifar10(config.data, config.data_dir)
-    x_train, y_train = data.x_train, data.y_train
-    if config.limit_train and config.limit_train < len(x_train):
-        # A random (seeded) subset: folder copies are stored class by class, so the first N would
-        # hold only one or two classes.
-        keep = data_lib.random_subset(len(x_train), config.limit_train, config.seed)
-        x_train, y_train = x_train[keep], y_train[keep]
-    if config.validation_split:
-        # Hold out a fixed, stratified part of the training images and evaluate on it, never on
-        # the test set: for choosing a recipe without looking at the test set.
-        keep, held_out = data_lib.validation_split(y_train, config.validation_split)
-        x_eval, y_eval, eval_name = x_train[held_out], y_train[held_out], "validation"
-        x_train, y_train = x_train[keep], y_train[keep]
-    else:
-        x_eval, y_eval, eval_name = data.x_test, data.y_test, "test"
-    data_lib.check_arrays(x_train, y_train, what="training images")
-    data_lib.check_arrays(x_eval, y_eval, what=f"{eval_name} images")
+    x_train, y_train, x_eval, y_eval, eval_name = _training_images(data, config)
+    fingerprint_now = data.fingerprint
+    run_folder.check_data_fingerprint(out, fingerprint, fingerprint_now, data.describe())
     mean = data_lib.pixel_mean(x_train)
-    np.save(out / "mean.npy", mean)
+    run_folder.write_atomic(out / run_folder.MEAN, lambda path: np.save(path, mean))
 
-    gpus = tf.config.list_physical_devices("GPU")
     keras.utils.set_random_seed(config.seed)
-    strategy = tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
-    data_epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="data_epoch")
-    train_ds = data_lib.make_dataset(x_train, y_train, mean, config.batch_size, training=True, seed=config.seed, epoch=data_epoch)
-    test_ds = data_lib.make_dataset(x_eval, y_eval, mean, config.batch_size)
+    strategy = make_strategy(config)
     steps_per_epoch = math.ceil(len(x_train) / config.batch_size)
     with strategy.scope():
         model, speed = compile_model(config, steps_per_epoch)
 
-    started = _dt.datetime.now(_dt.timezone.utc)
-    done_before = _completed_epochs(out)
-    _truncate_log(out / "log.csv", done_before)
-    if done_before:
-        print(f"Resuming {out} after epoch {done_before} of {config.epochs}.")
-    _write_json(out / "config.json", {
+    def load_state(path: Path) -> None:
+        with strategy.scope():
+            if not model.optimizer.built:
+                model.optimizer.build(model.trainable_variables)
+            model.load_weights(path)
+
+    state = run_folder.find_resume_state(out, load_state, config.epochs)
+    if state.source is None and state.notes:  # a damaged state may have half-loaded: start from fresh weights
+        with strategy.scope():
+            model, speed = compile_model(config, steps_per_epoch)
+    state.notes[:0] = notes
+    run_folder.reconcile_log(out, state)
+    run_folder.repair_best(out, state)
+    run_folder.repair_last(out, state)
+    for note in state.notes:
+        print(note)
+    if state.epochs_done == config.epochs:
+        print(f"Finishing {out}: all {config.epochs} epochs are trained.")
+    elif state.epochs_done:
+        print(f"Resuming {out} after epoch {state.epochs_done} of {config.epochs}.")
+    run_folder.write_json(out / run_folder.CONFIG, {
         "identity": config.identity(),
+        "data_fingerprint": fingerprint_now,
         "model": config.model_name,
         "parameters": model.count_params(),
         "data_dir": config.data_dir,
@@ -636,57 +635,122 @@ def train(config: TrainConfig, data: data_lib.CifarData | None = None) -> dict:
         "steps_per_epoch": steps_per_epoch,
         "mixed_precision": speed["precision_policy"] != "float32",
         **speed,
+        "distribute": config.distribute,
         "replicas": strategy.num_replicas_in_sync,
         "command": config.command(),
         "extra": config.extra,
     })
 
-    callbacks = [
-        SetDataEpoch(data_epoch),
-        EpochFacts(),
-        keras.callbacks.CSVLogger(str(out / "log.csv"), append=True),
-        AtomicCheckpoint(out / "best.keras", monitor="val_accuracy"),
-        AtomicCheckpoint(out / "last.keras"),
-        SafeBackupAndRestore(str(out / "backup"), double_checkpoint=True, delete_checkpoint=False),
-        keras.callbacks.TerminateOnNaN(),
-    ]
-    verbose = config.verbose
-    if verbose == "auto":
-        verbose = 1 if sys.stdout.isatty() or "ipykernel" in sys.modules else 2
-    # shuffle=False: the tf.data pipeline shuffles already (Keras would only warn).
-    model.fit(train_ds, epochs=config.epochs, validation_data=test_ds, callbacks=callbacks, verbose=verbose, shuffle=False)
+    recorder = RunRecorder(out, state, config.identity(), fingerprint_now)
+    try:
+        if state.epochs_done < config.epochs:
+            import tensorflow as tf
 
-    log = read_log(out / "log.csv")
-    if log and not math.isfinite(log[-1]["loss"]):
-        _write_json(metrics_path, {"status": "diverged", "epochs_completed": _completed_epochs(out), "date": started.isoformat()})
-        raise TrainingDiverged(
-            f"The loss became NaN or infinite in epoch {len(log)}; training stopped. best.keras and last.keras "
-            "still hold the last good epochs. Lower the learning rate or check the input data, then rerun with --restart."
-        )
+            # Each epoch's order and augmentation are a function of (seed, epoch), set by SetDataEpoch
+            # as the epoch starts, so a resumed run trains on the batches an uninterrupted one would.
+            data_epoch = tf.Variable(state.epochs_done, dtype=tf.int64, trainable=False, name="data_epoch")
+            train_ds = data_lib.make_dataset(x_train, y_train, mean, config.batch_size, training=True, seed=config.seed, epoch=data_epoch)
+            eval_ds = data_lib.make_dataset(x_eval, y_eval, mean, config.batch_size)
+            callbacks = [SetDataEpoch(data_epoch), EpochFacts(), recorder, keras.callbacks.TerminateOnNaN()]
+            verbose = config.verbose
+            if verbose == "auto":
+                verbose = 1 if sys.stdout.isatty() or "ipykernel" in sys.modules else 2
+            # shuffle=False: the tf.data pipeline shuffles already (Keras would only warn).
+            model.fit(train_ds, epochs=config.epochs, initial_epoch=state.epochs_done, validation_data=eval_ds,
+                      callbacks=callbacks, verbose=verbose, shuffle=False)
+        if recorder.diverged_in:
+            run_folder.write_json(out / run_folder.METRICS, {
+                "status": "diverged", "diverged_in_epoch": recorder.diverged_in, "epochs_completed": recorder.epochs_done,
+                "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            })
+            raise TrainingDiverged(
+                f"The loss became NaN or infinite in epoch {recorder.diverged_in}; training stopped. best.keras and last.keras "
+                "still hold the last good epochs. Lower the learning rate or check the input data, then rerun with --restart."
+            )
+        if recorder.epochs_done < config.epochs:
+            raise RunFolderError(f"Training in {out} stopped after epoch {recorder.epochs_done} of {config.epochs}; rerun the same command to resume.")
+        run_folder.crash_point("before-finish", recorder.epochs_done)
+        return finish_run(out, config, data, x_train, (x_eval, y_eval, eval_name))
+    except KeyboardInterrupt:
+        raise TrainingInterrupted(
+            f"Training in {out} was interrupted after epoch {recorder.epochs_done} of {config.epochs}; "
+            "rerun the same command to resume."
+        ) from None
 
-    metrics = finish_run(out, config, data, x_train, (x_eval, y_eval, eval_name))
-    shutil.rmtree(out / "backup", ignore_errors=True)
-    return metrics
+
+def _training_images(data: data_lib.CifarData, config: TrainConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, str]:
+    """``(x_train, y_train, x_eval, y_eval, eval_name)``: the training images ``config`` asks for
+    (all, or ``limit_train`` chosen at random, less a held-out ``validation_split``) and the images
+    accuracy is measured on (the test set, or that held-out part), after checking both splits:
+    shapes, dtypes, labels, and that neither is empty."""
+    data_lib.check_arrays(data.x_train, data.y_train, what="training images")
+    data_lib.check_arrays(data.x_test, data.y_test, what="test images")
+    for split, images in (("training", data.x_train), ("test", data.x_test)):
+        if len(images) == 0:
+            raise data_lib.DataError(
+                f"{data.describe()}: there are no {split} images, so there is nothing to "
+                f"{'train on' if split == 'training' else 'measure accuracy on'}. Add {split} images to the data."
+            )
+    x_train, y_train = data.x_train, np.asarray(data.y_train).reshape(-1)
+    if config.limit_train:
+        if config.limit_train > len(x_train):
+            raise data_lib.DataError(
+                f"limit_train is {config.limit_train:,} but the data has only {len(x_train):,} training images; "
+                f"ask for at most {len(x_train):,} (or leave limit_train out to use them all)."
+            )
+        if config.limit_train < len(x_train):
+            # A random (seeded) subset: folder copies are stored class by class, so the first N would
+            # hold only one or two classes.
+            keep = data_lib.random_subset(len(x_train), config.limit_train, config.seed)
+            x_train, y_train = x_train[keep], y_train[keep]
+    if config.validation_split:
+        # Hold out a fixed, stratified part of the training images and evaluate on it, never on
+        # the test set: for choosing a recipe without looking at the test set.
+        keep, held_out = data_lib.validation_split(y_train, config.validation_split)
+        if len(held_out) == 0 or len(keep) == 0:
+            raise data_lib.DataError(
+                f"validation_split {config.validation_split:g} of {len(y_train):,} training images holds out "
+                f"{len(held_out)} of them; use more images or a larger fraction."
+            )
+        return x_train[keep], y_train[keep], x_train[held_out], y_train[held_out], "validation"
+    return x_train, y_train, data.x_test, np.asarray(data.y_test).reshape(-1), "test"
+
+
+def best_epoch_note(eval_name: str) -> str:
+    """What metrics.json's figures mean: the final epoch's is the honest one; the best epoch is
+    chosen on the very images it is measured on, so its figure is optimistic."""
+    return (
+        f"{eval_name}_accuracy (= {eval_name}_accuracy_last) is the final epoch's model on the {eval_name} images: "
+        f"the honest figure. {eval_name}_accuracy_best and best_epoch are the epoch with the highest {eval_name} "
+        f"accuracy, chosen on the {eval_name} images themselves, so that figure is optimistic."
+    )
 
 
 def finish_run(out: Path, config: TrainConfig, data: data_lib.CifarData, x_train: np.ndarray,
                evaluation: tuple[np.ndarray, np.ndarray, str] | None = None) -> dict:
-    """Evaluate best and last models on the test set (or on the held-out validation images, for a
-    run with ``validation_split``); write predictions.npz and metrics.json."""
+    """Evaluate the last and best models on the test set (or on the held-out validation images, for
+    a run with ``validation_split``); write predictions.npz and metrics.json (led by the final
+    epoch's accuracy), then remove the resumable state."""
     x_eval, y_eval, eval_name = evaluation or (data.x_test, data.y_test, "test")
-    mean = np.load(out / "mean.npy")
+    mean = np.load(out / run_folder.MEAN)
     test_ds = data_lib.make_dataset(x_eval, y_eval, mean, 256)
-    log = read_log(out / "log.csv")
+    log = read_log(out / run_folder.LOG)
     results = {}
-    for which in ("best", "last"):
-        model = keras.models.load_model(out / f"{which}.keras")
+    for which in ("last", "best"):
+        path = out / f"{which}.keras"
+        try:
+            model = keras.models.load_model(path, compile=False)  # for predictions only
+        except Exception as error:  # a damaged archive fails inside zipfile/h5py with many types
+            raise RunFolderError(f"{path} cannot be read ({type(error).__name__}); rerun the same command to rebuild it from the resume state.") from error
         probabilities = model.predict(test_ds, verbose=0)
         results[which] = float(np.mean(probabilities.argmax(axis=1) == y_eval))
         if which == "best":
-            np.savez_compressed(out / "predictions.npz", probabilities=probabilities.astype(np.float16), labels=y_eval.astype(np.int8))
-    best_record = json.loads((out / "best.json").read_text())
+            run_folder.write_atomic(out / run_folder.PREDICTIONS, lambda p: np.savez_compressed(
+                p, probabilities=probabilities.astype(np.float16), labels=y_eval.astype(np.int8)))
+    best_record = run_folder.read_json(out / run_folder.BEST_RECORD) or run_folder.best_from_history(log)
     train_seconds = sum(row.get("epoch_time_s", 0.0) for row in log)
     metrics = {
+        f"{eval_name}_accuracy": results["last"],
         "status": "complete",
         "model": config.model_name,
         "parameters": int(model.count_params()),
@@ -698,11 +762,13 @@ def finish_run(out: Path, config: TrainConfig, data: data_lib.CifarData, x_train
         f"{eval_name}_accuracy_last": results["last"],
         f"{eval_name}_accuracy_best": results["best"],
         "best_epoch": best_record["epoch"],
+        "best_epoch_note": best_epoch_note(eval_name),
         "final_train_accuracy": log[-1]["accuracy"] if log else None,
         "train_seconds": round(train_seconds, 1),
         "seconds_per_epoch": round(train_seconds / max(1, len(log)), 2),
         "train_images_per_second": round(len(x_train) * len(log) / train_seconds, 1) if train_seconds else None,
         "data": data.describe(),
+        "data_fingerprint": data.fingerprint,
         "data_note": config.extra.get("note", ""),
         "train_images": int(len(x_train)),
         "hardware": hardware_description(),
@@ -710,9 +776,14 @@ def finish_run(out: Path, config: TrainConfig, data: data_lib.CifarData, x_train
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "command": config.command(),
     }
-    _write_json(out / "metrics.json", metrics)
-    print(f"{eval_name.capitalize()} accuracy after the last epoch: {results['last']:.4f} (best epoch {best_record['epoch']}, "
-          f"chosen on the same images: {results['best']:.4f}). Wrote {out}/metrics.json")
+    run_folder.write_json(out / run_folder.METRICS, metrics)
+    run_folder.crash_point("metrics-written", len(log))
+    run_folder.remove_leftovers(out)
+    print(
+        f"{eval_name.capitalize()} accuracy after the final epoch ({len(log)}): {results['last']:.4f} "
+        f"(best epoch {best_record['epoch']}: {results['best']:.4f}, chosen on the same images, so optimistic). "
+        f"Wrote {out}/metrics.json"
+    )
     return metrics
 
 

@@ -1,5 +1,6 @@
 """Loading CIFAR-10 from every source, refusing bad input clearly, and the tf.data pipeline."""
 
+import os
 import pickle
 
 import numpy as np
@@ -190,6 +191,108 @@ def test_balanced_subset_takes_each_class_equally_and_reproducibly(sample):
     assert np.bincount(sample.y_test[picked]).tolist() == [5] * 10
     assert sorted(sample.y_test[picked[:10]].tolist()) != [0] * 10  # not in class order
     np.testing.assert_array_equal(picked, data.balanced_subset(sample.y_test, 5, seed=1))
+
+
+# --- issue 12: data identity, the cache, one clear line for every bad input --------------------------------
+
+
+def test_fingerprint_is_stable_and_sees_one_changed_pixel(sample):
+    again = data.load_sample()
+    assert sample.fingerprint == again.fingerprint and len(sample.fingerprint) == 16
+    changed = data.CifarData(sample.x_train.copy(), sample.y_train, sample.x_test, sample.y_test, "sample")
+    changed.x_train[5, 3, 3, 1] ^= 1
+    assert changed.fingerprint != sample.fingerprint
+
+
+def test_an_edited_image_is_decoded_again(tmp_path, sample):
+    root = write_image_folder(tmp_path / "cifar", sample, per_class=1)
+    first = data.load_folder(root)
+    image = root / "train" / "cat" / "0000.png"
+    Image.fromarray(255 - np.asarray(Image.open(image))).save(image)
+    stat = image.stat()
+    os.utime(image, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    second = data.load_folder(root)
+    np.testing.assert_array_equal(second.x_train[3], 255 - first.x_train[3])
+
+
+@pytest.mark.parametrize("damage", ["truncated", "wrong_keys"])
+def test_a_damaged_cache_is_rebuilt_with_a_notice(tmp_path, sample, capsys, damage):
+    root = write_image_folder(tmp_path / "cifar", sample, per_class=1)
+    first = data.load_folder(root)
+    (cache,) = (tmp_path / "cache").glob("cifar10-*.npz")
+    if damage == "truncated":
+        cache.write_bytes(cache.read_bytes()[:100])
+    else:
+        np.savez(cache, images=np.zeros(3))
+    capsys.readouterr()
+    again = data.load_folder(root)
+    assert "the decoded-image cache is damaged" in capsys.readouterr().out
+    np.testing.assert_array_equal(again.x_test, first.x_test)
+    assert data.load_folder(root).x_train.shape == first.x_train.shape  # the rebuilt cache is whole
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_class_folders_without_images_are_refused(tmp_path, sample, split):
+    root = write_image_folder(tmp_path / "cifar", sample, per_class=1)
+    for image in (root / split).glob("*/*.png"):
+        image.unlink()
+    with pytest.raises(DataError, match=f"{split} has class folders but no images in any of them"):
+        data.load_folder(root)
+
+
+def _write_batches(folder, sample, broken=None, content=None):
+    folder.mkdir()
+    flat = sample.x_train[:20].transpose(0, 3, 1, 2).reshape(20, -1)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        with open(folder / name, "wb") as f:
+            if name == broken and isinstance(content, bytes):
+                f.write(content)
+            else:
+                pickle.dump(content if name == broken else {b"data": flat, b"labels": sample.y_train[:20].tolist()}, f)
+
+
+@pytest.mark.parametrize("content,message", [
+    (b"\x00garbage, not a pickle", "data_batch_3 is not a CIFAR-10 python batch \\(cannot unpickle it"),
+    ({b"pixels": [1, 2]}, "data_batch_3 is not a CIFAR-10 python batch: it needs the keys b'data' and b'labels'"),
+    ({b"data": np.zeros((20, 1024), np.uint8), b"labels": [0] * 20}, r"data_batch_3: data must be N rows of 3072 uint8 pixels"),
+    ({b"data": np.zeros((20, 3072), np.uint8), b"labels": [0] * 19}, r"data_batch_3: data must be N rows.*19 labels"),
+])
+def test_a_broken_python_batch_is_named(tmp_path, sample, content, message):
+    _write_batches(tmp_path / "cifar-10-batches-py", sample, "data_batch_3", content)
+    with pytest.raises(DataError, match=message):
+        data.load_folder(tmp_path)
+
+
+def test_a_decompression_bomb_is_refused_naming_the_file(tmp_path, sample, monkeypatch):
+    root = write_image_folder(tmp_path / "cifar", sample, per_class=1)
+    Image.new("RGB", (64, 64)).save(root / "train" / "dog" / "bomb.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1500)  # 64x64 is then a "bomb" (like 40,000x40,000 really)
+    with pytest.raises(DataError, match="bomb.png claims to be a huge image"):
+        data.load_folder(root)
+
+
+def test_an_npz_without_the_cifar_arrays_is_named(tmp_path):
+    np.savez(tmp_path / "wrong.npz", images=np.zeros(3))
+    with pytest.raises(DataError, match=r"wrong.npz lacks the array\(s\) \['x_train', 'y_train', 'x_test', 'y_test'\]"):
+        data.read_arrays(tmp_path / "wrong.npz")
+    (tmp_path / "broken.npz").write_bytes(b"PK\x03\x04 broken")
+    with pytest.raises(DataError, match="Cannot read .*broken.npz"):
+        data.read_arrays(tmp_path / "broken.npz")
+
+
+def test_a_file_given_as_the_folder_says_so(tmp_path):
+    (tmp_path / "cifar.npz").write_bytes(b"")
+    with pytest.raises(DataError, match="is a file, not a folder"):
+        data.load_cifar10("folder", tmp_path / "cifar.npz")
+
+
+def test_offline_the_python_message_names_resnet_data_for_notebooks(monkeypatch):
+    import keras
+
+    monkeypatch.setattr(keras.datasets.cifar10, "load_data", lambda: (_ for _ in ()).throw(Exception("URL fetch failure")))
+    with pytest.raises(DataError, match="RESNET_DATA=sample") as caught:
+        data.load_cifar10()
+    assert "--data sample" in caught.value.cli_message and "--data-dir" in caught.value.cli_message
 
 
 def test_training_pass_is_a_function_of_seed_and_epoch(sample):

@@ -232,6 +232,42 @@ def test_under_mixed_precision_the_classifier_can_stay_float32(build):
     assert model.count_params() == plain.count_params()
 
 
+# --- issue 12, item 7 and 8: input validation --------------------------------------------------------------
+
+
+def test_numpy_integers_are_whole_numbers():
+    import numpy as np
+
+    from resnet_utils.models import build_resnet, depth_from_n, n_from_depth
+
+    assert depth_from_n(np.int64(3), np.int32(1)) == 20 and type(depth_from_n(np.int64(3))) is int
+    assert n_from_depth(np.int64(56), 2) == 6
+    assert build_resnet(np.int64(1), np.int64(1)).count_params() == 78_666
+
+
+@pytest.mark.parametrize("version", [True, 1.0, "1"])
+def test_a_version_that_is_not_1_or_2_is_refused(version):
+    from resnet_utils.models import build_resnet
+
+    with pytest.raises(ValueError, match="version must be 1 or 2"):
+        build_resnet(1, version)
+
+
+@pytest.mark.parametrize("call,message", [
+    (lambda m: m.build_resnet(1000), r"n=1000 is too deep: ResNet v1 supports at most n=100 \(depth 602\)"),
+    (lambda m: m.build_resnet(61, 2), r"n=61 is too deep: ResNet v2 supports at most n=60 \(depth 542\)"),
+    (lambda m: m.resnet_v1(depth=6002), "n=1000 is too deep"),
+    (lambda m: m.build_resnet(1, input_shape=(16, 16, 3)), r"input_shape \(16, 16, 3\) is too small: .*at least 29"),
+    (lambda m: m.build_resnet(1, input_shape=(32, 32)), r"input_shape must be \(height, width, channels\)"),
+    (lambda m: m.resnet18(input_shape=(32, 0, 3)), r"input_shape must be \(height, width, channels\)"),
+])
+def test_impossible_models_are_refused_at_once(call, message):
+    from resnet_utils import models
+
+    with pytest.raises(ValueError, match=message):
+        call(models)
+
+
 def _bn_pair(policy: str, axis: int = -1, shape=(8, 6, 6, 5)):
     keras.mixed_precision.set_global_policy(policy)
     try:

@@ -109,7 +109,7 @@ def test_train_writes_the_run_folder_contract(finished_run):
     out, metrics = finished_run
     for name in ("config.json", "log.csv", "best.keras", "last.keras", "best.json", "predictions.npz", "metrics.json"):
         assert (out / name).exists(), name
-    assert not (out / "backup").exists()
+    assert not (out / "backup").exists() and not (out / "resume.keras").exists()
     log = training.read_log(out / "log.csv")
     assert [row["epoch"] for row in log] == [0, 1]
     assert {"loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "epoch_time_s"} <= set(log[0])
@@ -166,7 +166,9 @@ def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoints(tmp_path, sa
         assert all(np.isfinite(w).all() for w in model.get_weights())
     assert json.loads((out / "best.json").read_text())["epoch"] == 1
     assert json.loads((out / "metrics.json").read_text())["status"] == "diverged"
-    assert json.loads((out / "backup" / "training_metadata.json").read_text())["epoch"] == 1
+    from resnet_utils import run_folder
+
+    assert run_folder.read_state_record(out / "resume.keras")["epochs_done"] == 1  # the last good epoch
 
 
 def test_same_seed_gives_the_same_first_epoch_loss_on_cpu(tmp_path, sample):
