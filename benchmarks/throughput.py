@@ -55,7 +55,7 @@ class Variant:
     xla: bool = False
     layout: str = "channels_last"
     steps_per_execution: int = 1
-    batch_norm: str = "fused"  # "fused" (the project's FusedBatchNormalization) or "keras" (Keras's own)
+    batch_norm: str = "fused"  # "fused" (resnet_utils.layers.BatchNormalization) or "keras" (Keras's own)
 
     @property
     def label(self) -> str:

@@ -6,7 +6,7 @@ the convolution last. Every convolution uses ``padding="same"``, He-normal initi
 penalty of 1e-4 on its kernel, as in the classic Keras CIFAR-10 example.
 
 The module also holds ``ZeroPadShortcut``, the parameter-free shortcut of He et al. (option A), and
-``FusedBatchNormalization``: Keras's batch normalisation, computed by one fused TensorFlow kernel.
+``BatchNormalization``: Keras's batch normalisation layer, computed by one fused TensorFlow kernel.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def resnet_layer(
 
     def normalise_and_activate(x: keras.KerasTensor) -> keras.KerasTensor:
         if batch_normalization:
-            x = FusedBatchNormalization(axis=channel_axis(), name=layer_name("bn"))(x)
+            x = BatchNormalization(axis=channel_axis(), name=layer_name("bn"))(x)
         if activation is not None:
             x = layers.Activation(activation, name=layer_name(activation))(x)
         return x
@@ -112,8 +112,11 @@ class ZeroPadShortcut(layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="resnet_utils")
-class FusedBatchNormalization(layers.BatchNormalization):
+class BatchNormalization(layers.BatchNormalization):
     """``keras.layers.BatchNormalization``, computed by TensorFlow's fused batch-norm kernel.
+
+    It keeps Keras's class name, so ``model.summary()`` and the architecture tables read exactly as
+    for the Keras example; ``resnet_utils.layers.BatchNormalization`` is a subclass of Keras's.
 
     The same layer in every respect that defines the model: the same four weights per channel
     (gamma, beta, moving mean, moving variance), the same momentum and epsilon, batch statistics
@@ -161,3 +164,10 @@ class FusedBatchNormalization(layers.BatchNormalization):
             epsilon=self.epsilon, data_format=layout, is_training=False,
         )
         return outputs
+
+
+@keras.saving.register_keras_serializable(package="resnet_utils")
+class FusedBatchNormalization(BatchNormalization):
+    """The same layer under the name it had when some run folders of 2026-11-28 were saved; kept so
+    that their ``.keras`` files load (Keras finds a layer's weights by its class name). New models
+    use ``BatchNormalization``."""

@@ -21,7 +21,8 @@ from typing import Sequence
 import keras
 from keras import layers
 
-from resnet_utils.layers import FusedBatchNormalization, ZeroPadShortcut, channel_axis, resnet_layer
+from resnet_utils.layers import BatchNormalization  # ours (fused); layers.BatchNormalization is Keras's
+from resnet_utils.layers import ZeroPadShortcut, channel_axis, resnet_layer
 
 SHORTCUTS = ("projection", "zeropad", "none")
 VERSIONS = (1, 2)
@@ -232,7 +233,7 @@ def resnet_v2(
                 y = layers.Add(name=f"{prefix}_add")([x, y])
             x = y
         width = out_filters
-    x = FusedBatchNormalization(axis=channel_axis(), name="post_bn")(x)
+    x = BatchNormalization(axis=channel_axis(), name="post_bn")(x)
     x = layers.Activation("relu", name="post_relu")(x)
     outputs = _head(x, num_classes, output_dtype)
     name = f"resnet{depth}v2" if shortcut != "none" else f"plain{depth}v2"
@@ -258,11 +259,11 @@ def build_resnet(
 
 def with_keras_batch_normalization(model: keras.Model) -> keras.Model:
     """A copy of ``model`` (same layers, names and weights) whose batch normalisations are Keras's
-    own ``BatchNormalization`` instead of ``FusedBatchNormalization``: the model exactly as the
+    own ``BatchNormalization`` instead of ``resnet_utils.layers.BatchNormalization`` (fused): the model as the
     Keras example computes it, for baselines and for measuring what the fused kernel saves."""
 
     def clone(layer):
-        if isinstance(layer, FusedBatchNormalization):
+        if isinstance(layer, BatchNormalization):
             return layers.BatchNormalization.from_config(layer.get_config())
         return layer.__class__.from_config(layer.get_config())
 
@@ -293,7 +294,7 @@ def _stem(x, stem: str, use_bias: bool):
         x = layers.Conv2D(64, 7, strides=2, use_bias=use_bias, name="conv1_conv")(x)
     else:
         x = layers.Conv2D(64, 3, strides=1, padding="same", use_bias=use_bias, name="conv1_conv")(x)
-    x = FusedBatchNormalization(axis=channel_axis(), epsilon=_BN_EPSILON, name="conv1_bn")(x)
+    x = BatchNormalization(axis=channel_axis(), epsilon=_BN_EPSILON, name="conv1_bn")(x)
     x = layers.Activation("relu", name="conv1_relu")(x)
     if stem == "imagenet":
         x = layers.ZeroPadding2D(padding=1, name="pool1_pad")(x)
@@ -303,7 +304,7 @@ def _stem(x, stem: str, use_bias: bool):
 
 def _conv_bn(x, filters, kernel, strides, name, use_bias, relu=True):
     x = layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=use_bias, name=f"{name}_conv")(x)
-    x = FusedBatchNormalization(axis=channel_axis(), epsilon=_BN_EPSILON, name=f"{name}_bn")(x)
+    x = BatchNormalization(axis=channel_axis(), epsilon=_BN_EPSILON, name=f"{name}_bn")(x)
     return layers.Activation("relu", name=f"{name}_relu")(x) if relu else x
 
 

@@ -7,7 +7,8 @@ from keras import layers
 
 from resnet_utils import models
 from resnet_utils.analysis import paper_parameter_count
-from resnet_utils.layers import FusedBatchNormalization, ZeroPadShortcut, resnet_layer
+from resnet_utils.layers import BatchNormalization as FusedBatchNormalization  # ours: Keras's layer, fused kernel
+from resnet_utils.layers import ZeroPadShortcut, resnet_layer
 
 # Parameter counts of the classic Keras CIFAR-10 example (Keras 3), by (version, depth).
 KERAS_EXAMPLE_PARAMETERS = {
@@ -125,10 +126,10 @@ def test_output_and_stage_shapes():
 def test_resnet_layer_orders_and_shapes():
     inputs = keras.Input((32, 32, 8))
     v1 = keras.Model(inputs, resnet_layer(inputs, 16, strides=2, name="a"))
-    assert [type(l).__name__ for l in v1.layers[1:]] == ["Conv2D", "FusedBatchNormalization", "Activation"]
+    assert [type(l).__name__ for l in v1.layers[1:]] == ["Conv2D", "BatchNormalization", "Activation"]
     assert v1.output.shape == (None, 16, 16, 16)
     v2 = keras.Model(inputs, resnet_layer(inputs, 16, conv_first=False, name="b"))
-    assert [type(l).__name__ for l in v2.layers[1:]] == ["FusedBatchNormalization", "Activation", "Conv2D"]
+    assert [type(l).__name__ for l in v2.layers[1:]] == ["BatchNormalization", "Activation", "Conv2D"]
     assert v2.output.shape == (None, 32, 32, 16)
     # 3*3*8*16 kernel + 16 bias, BN on 16 (v1) or 8 (v2) channels: 4 numbers each
     assert v1.count_params() == 3 * 3 * 8 * 16 + 16 + 4 * 16
@@ -338,7 +339,15 @@ def test_with_keras_batch_normalization_is_the_same_model_with_kerass_layer():
     model = models.build_resnet(1, 2)
     plain = models.with_keras_batch_normalization(model)
     assert not any(isinstance(layer, FusedBatchNormalization) for layer in plain.layers)
+    assert all(type(layer) is layers.BatchNormalization for layer in plain.layers if isinstance(layer, layers.BatchNormalization))
     assert [layer.name for layer in plain.layers] == [layer.name for layer in model.layers]
     assert _signature(plain) == _signature(model)
     x = np.random.default_rng(0).normal(size=(2, 32, 32, 3)).astype("float32")
     np.testing.assert_allclose(plain(x, training=False), model(x, training=False), rtol=1e-5, atol=1e-6)
+
+
+def test_models_saved_with_the_layers_earlier_name_still_load():
+    from pathlib import Path
+
+    model = keras.models.load_model(Path(__file__).parent.parent / "results" / "resnet20v1-default-4ep" / "best.keras", compile=False)
+    assert isinstance(model.get_layer("conv1_bn"), FusedBatchNormalization) and model.count_params() == 274_442
