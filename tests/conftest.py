@@ -12,3 +12,11 @@ def _no_dataset_env(monkeypatch, tmp_path):
     monkeypatch.delenv("RESNET_CIFAR10_DIR", raising=False)
     monkeypatch.delenv("RESNET_DATA", raising=False)
     monkeypatch.setenv("RESNET_CACHE_DIR", str(tmp_path / "cache"))
+
+
+@pytest.fixture(scope="session")
+def sample():
+    """The CIFAR-10 sample shipped in the package (1,000 training and 500 test images)."""
+    from resnet_utils import data
+
+    return data.load_sample()

@@ -11,11 +11,6 @@ from resnet_utils import data
 from resnet_utils.data import CLASS_NAMES, DataError
 
 
-@pytest.fixture(scope="module")
-def sample():
-    return data.load_sample()
-
-
 def write_image_folder(root, sample, per_class=2):
     for split, x, y in (("train", sample.x_train, sample.y_train), ("test", sample.x_test, sample.y_test)):
         for label, name in enumerate(CLASS_NAMES):

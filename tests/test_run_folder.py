@@ -18,6 +18,7 @@ import pytest
 from resnet_utils import data, run_folder, training
 from resnet_utils.run_folder import RunFolderBusy, RunFolderError
 from resnet_utils.training import TrainConfig
+from helpers import small_config
 
 
 class Killed(BaseException):
@@ -32,18 +33,6 @@ def kill_at(monkeypatch, point: str) -> None:
     monkeypatch.setattr(run_folder, "crash_point", crash)
 
 
-def config(out, **overrides):
-    values = dict(out=str(out), n=1, version=1, schedule="fast", epochs=2, batch_size=32, data="sample",
-                  limit_train=96, verbose=0)
-    values.update(overrides)
-    return TrainConfig(**values)
-
-
-@pytest.fixture(scope="module")
-def sample():
-    return data.load_sample()
-
-
 @pytest.fixture(scope="module")
 def trained_unfinished(tmp_path_factory, sample):
     """A run killed after its last epoch, before the final evaluation (a template; copy it)."""
@@ -51,7 +40,7 @@ def trained_unfinished(tmp_path_factory, sample):
     monkeypatch = pytest.MonkeyPatch()
     kill_at(monkeypatch, "before-finish:2")
     with pytest.raises(Killed):
-        training.train(config(out), sample)
+        training.train(small_config(out), sample)
     monkeypatch.undo()
     return out
 
@@ -60,7 +49,7 @@ def trained_unfinished(tmp_path_factory, sample):
 def finished(tmp_path_factory, trained_unfinished, sample):
     out = tmp_path_factory.mktemp("finished") / "run"
     shutil.copytree(trained_unfinished, out)
-    training.train(config(out), sample)
+    training.train(small_config(out), sample)
     return out
 
 
@@ -84,13 +73,13 @@ def test_a_second_trainer_is_refused_at_once_naming_the_folder_and_pid(unfinishe
     before = (unfinished / "log.csv").read_text()
     with run_folder.locked(unfinished):
         with pytest.raises(RunFolderBusy, match=rf"{unfinished} is in use: process {os.getpid()} is training in it"):
-            training.train(config(unfinished), sample)
+            training.train(small_config(unfinished), sample)
         code = cli.main(["--n", "1", "--epochs", "2", "--batch-size", "32", "--data", "sample", "--limit-train", "96",
                          "--verbose", "0", "--out", str(unfinished)])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and f"process {os.getpid()}" in err
     assert (unfinished / "log.csv").read_text() == before
-    training.train(config(unfinished), sample)  # released with its holder
+    training.train(small_config(unfinished), sample)  # released with its holder
     assert [int(r["epoch"]) for r in rows(unfinished)] == [0, 1]
 
 
@@ -116,7 +105,7 @@ def _garbage(path):
 ])
 def test_a_damaged_file_after_the_last_epoch_is_recovered_and_the_run_finishes(unfinished, sample, capsys, damage, expected):
     damage(unfinished)
-    metrics = training.train(config(unfinished), sample)
+    metrics = training.train(small_config(unfinished), sample)
     assert expected in capsys.readouterr().out
     assert metrics["status"] == "complete" and metrics["epochs_completed"] == 2
     assert [int(r["epoch"]) for r in rows(unfinished)] == [0, 1]
@@ -130,7 +119,7 @@ def test_a_damaged_metrics_json_is_rebuilt_from_the_checkpoints(tmp_path, finish
     out = tmp_path / "run"
     shutil.copytree(finished, out)
     _empty(out / "metrics.json")
-    metrics = training.train(config(out), sample)
+    metrics = training.train(small_config(out), sample)
     assert "metrics.json was damaged" in capsys.readouterr().out
     assert metrics["status"] == "complete" and json.loads((out / "metrics.json").read_text())["epochs_completed"] == 2
 
@@ -145,7 +134,7 @@ def test_a_lost_best_model_of_an_earlier_epoch_is_said_and_replaced(unfinished, 
     _rewrite_record(unfinished / "resume.keras", record)
     (unfinished / "last.keras").unlink()
     (unfinished / "best.keras").unlink()
-    training.train(config(unfinished), sample)
+    training.train(small_config(unfinished), sample)
     out = capsys.readouterr().out
     assert "best.keras (epoch 1) was missing and cannot be rebuilt; it now holds epoch 2's model" in out
     assert json.loads((unfinished / "best.json").read_text())["replaces_lost_epoch"] == 1
@@ -171,7 +160,7 @@ def _rewrite_record(path, record):
 def test_a_log_cut_inside_a_row_is_repaired_from_the_resume_state(unfinished, sample, capsys):
     text = (unfinished / "log.csv").read_text()
     (unfinished / "log.csv").write_text(text[: text.rindex("\n", 0, len(text) - 1) + 12])  # into the last row
-    metrics = training.train(config(unfinished), sample)
+    metrics = training.train(small_config(unfinished), sample)
     assert "log.csv lacked epoch(s) 2..2; restored them from resume.keras" in capsys.readouterr().out
     assert [int(r["epoch"]) for r in rows(unfinished)] == [0, 1] and metrics["epochs_completed"] == 2
     assert (unfinished / "log.csv").read_text() == text
@@ -182,7 +171,7 @@ def test_finished_epochs_without_any_resumable_state_stop_with_the_choices(unfin
         (unfinished / name).unlink(missing_ok=True)
     before = (unfinished / "log.csv").read_text()
     with pytest.raises(RunFolderError, match=r"records 2 finished epoch\(s\).*no intact resumable state.*--restart"):
-        training.train(config(unfinished), sample)
+        training.train(small_config(unfinished), sample)
     assert (unfinished / "log.csv").read_text() == before  # nothing redone, nothing dropped
 
 
@@ -191,13 +180,13 @@ def test_a_log_that_disagrees_with_the_resume_state_stops_with_the_choices(unfin
     log[0]["loss"] += 1.0
     run_folder.write_log(unfinished / "log.csv", log)
     with pytest.raises(RunFolderError, match=r"disagree about epoch 1 .*delete log.csv to rebuild it.*--restart"):
-        training.train(config(unfinished), sample)
+        training.train(small_config(unfinished), sample)
 
 
 def test_a_damaged_newest_state_falls_back_to_the_older_one_and_says_so(unfinished, sample, capsys):
     for name in ("resume.keras", "last.keras"):
         _garbage(unfinished / name)
-    metrics = training.train(config(unfinished), sample)
+    metrics = training.train(small_config(unfinished), sample)
     out = capsys.readouterr().out
     assert "Resuming from resume.bkp.keras (after epoch 1)" in out
     assert "epoch(s) 2..2 will be trained again" in out
@@ -214,12 +203,12 @@ COMPARED = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate")
 @pytest.mark.xfail(not PER_EPOCH_STREAM, strict=True,
                    reason="needs data.make_dataset(..., epoch=...) deriving each epoch's randomness from (seed, epoch)")
 def test_a_resumed_seeded_cpu_run_logs_exactly_what_the_uninterrupted_run_logs(tmp_path, sample, monkeypatch):
-    training.train(config(tmp_path / "whole", epochs=3, seed=5), sample)
+    training.train(small_config(tmp_path / "whole", epochs=3, seed=5), sample)
     kill_at(monkeypatch, "state-saved:1")
     with pytest.raises(Killed):
-        training.train(config(tmp_path / "resumed", epochs=3, seed=5), sample)
+        training.train(small_config(tmp_path / "resumed", epochs=3, seed=5), sample)
     monkeypatch.undo()
-    training.train(config(tmp_path / "resumed", epochs=3, seed=5), sample)  # starts the data streams anew
+    training.train(small_config(tmp_path / "resumed", epochs=3, seed=5), sample)  # starts the data streams anew
     whole, resumed = rows(tmp_path / "whole"), rows(tmp_path / "resumed")
     assert [[r[k] for k in COMPARED] for r in resumed] == [[r[k] for k in COMPARED] for r in whole]
 
@@ -231,7 +220,7 @@ def test_resuming_on_other_data_is_refused(unfinished, sample):
     other = data.CifarData(sample.x_train.copy(), sample.y_train, sample.x_test, sample.y_test, "folder", "/elsewhere")
     other.x_train[0, 0, 0, 0] ^= 1
     with pytest.raises(RunFolderError, match=r"was trained on other data \(fingerprint [0-9a-f]{16}\).*/elsewhere"):
-        training.train(config(unfinished), other)
+        training.train(small_config(unfinished), other)
     recorded = json.loads((unfinished / "config.json").read_text())
     assert recorded["data_fingerprint"] == sample.fingerprint and "/elsewhere" not in json.dumps(recorded)
 
@@ -242,7 +231,7 @@ def test_resuming_on_other_data_is_refused(unfinished, sample):
 def test_labels_and_images_of_different_lengths_are_refused_with_limit_train(tmp_path, sample):
     short = data.CifarData(sample.x_train, sample.y_train[:-1], sample.x_test, sample.y_test, "sample")
     with pytest.raises(data.DataError, match="labels must be 1000 integers"):
-        training.train(config(tmp_path / "run"), short)
+        training.train(small_config(tmp_path / "run"), short)
 
 
 @pytest.mark.parametrize("split", ["train", "test"])
@@ -250,12 +239,12 @@ def test_no_training_or_no_test_images_are_refused_before_training(tmp_path, sam
     empty = {"x_train": sample.x_train, "y_train": sample.y_train, "x_test": sample.x_test, "y_test": sample.y_test}
     empty[f"x_{split}"], empty[f"y_{split}"] = empty[f"x_{split}"][:0], empty[f"y_{split}"][:0]
     with pytest.raises(data.DataError, match=f"there are no {'training' if split == 'train' else 'test'} images"):
-        training.train(config(tmp_path / "run", limit_train=None), data.CifarData(**empty, source="folder"))
+        training.train(small_config(tmp_path / "run", limit_train=None), data.CifarData(**empty, source="folder"))
 
 
 def test_limit_train_beyond_the_data_is_refused(tmp_path, sample):
     with pytest.raises(data.DataError, match="limit_train is 5,000 but the data has only 1,000 training images"):
-        training.train(config(tmp_path / "run", limit_train=5000), sample)
+        training.train(small_config(tmp_path / "run", limit_train=5000), sample)
 
 
 def test_a_full_disk_is_one_line_and_leaves_no_partial_file(tmp_path, sample, monkeypatch):
@@ -265,7 +254,7 @@ def test_a_full_disk_is_one_line_and_leaves_no_partial_file(tmp_path, sample, mo
     monkeypatch.setattr(os, "fsync", full)
     out = tmp_path / "run"
     with pytest.raises(RunFolderError, match=r"Could not write .*mean.npy: No space left on device\. Free some space.*rerun the same command"):
-        training.train(config(out), sample)
+        training.train(small_config(out), sample)
     assert not list(out.glob("*partial*"))
 
 
@@ -280,9 +269,9 @@ def test_ctrl_c_says_after_which_epoch_and_a_rerun_resumes(tmp_path, sample, mon
     monkeypatch.setattr(training.EpochFacts, "on_epoch_begin", interrupt)
     out = tmp_path / "run"
     with pytest.raises(training.TrainingInterrupted, match="interrupted after epoch 1 of 2; rerun the same command to resume"):
-        training.train(config(out), sample)
+        training.train(small_config(out), sample)
     monkeypatch.undo()
-    metrics = training.train(config(out), sample)
+    metrics = training.train(small_config(out), sample)
     assert [int(r["epoch"]) for r in rows(out)] == [0, 1] and metrics["epochs_completed"] == 2
 
 
@@ -290,8 +279,8 @@ def test_ctrl_c_says_after_which_epoch_and_a_rerun_resumes(tmp_path, sample, mon
 
 
 def test_numpy_integers_are_whole_numbers_and_resume(tmp_path):
-    c = config(tmp_path / "run", batch_size=np.int64(32), epochs=np.int32(2), n=np.int64(1), seed=np.int64(0), limit_train=np.int64(96))
-    assert c.identity() == config(tmp_path / "run").identity()
+    c = small_config(tmp_path / "run", batch_size=np.int64(32), epochs=np.int32(2), n=np.int64(1), seed=np.int64(0), limit_train=np.int64(96))
+    assert c.identity() == small_config(tmp_path / "run").identity()
     assert all(type(v) is int for v in (c.batch_size, c.epochs, c.n, c.seed, c.limit_train))
     json.dumps(c.identity())
 
@@ -306,13 +295,13 @@ def test_numpy_integers_are_whole_numbers_and_resume(tmp_path):
 ])
 def test_silently_accepted_values_are_refused(tmp_path, kwargs, message):
     with pytest.raises(ValueError, match=message):
-        config(kwargs.pop("out", tmp_path / "run"), **kwargs)
+        small_config(kwargs.pop("out", tmp_path / "run"), **kwargs)
 
 
 def test_an_empty_out_is_refused_before_anything_is_touched(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "log.csv").write_text("mine")
-    placeholder = config("", restart=True)  # a placeholder for dataclasses.replace is fine (notebook 06)
+    placeholder = small_config("", restart=True)  # a placeholder for dataclasses.replace is fine (notebook 06)
     with pytest.raises(ValueError, match="out must name the run folder"):
         training.train(placeholder)
     assert (tmp_path / "log.csv").read_text() == "mine"
@@ -328,11 +317,11 @@ def test_a_one_step_fast_run_does_not_train_at_learning_rate_zero():
 def test_a_kill_between_metrics_and_cleanup_leaves_nothing_for_good(unfinished, sample, monkeypatch, capsys):
     kill_at(monkeypatch, "metrics-written:2")
     with pytest.raises(Killed):
-        training.train(config(unfinished), sample)
+        training.train(small_config(unfinished), sample)
     assert (unfinished / "resume.keras").exists()
     monkeypatch.undo()
     capsys.readouterr()
-    training.train(config(unfinished), sample)
+    training.train(small_config(unfinished), sample)
     assert "Removed what the finished run no longer needs: resume.keras, resume.bkp.keras" in capsys.readouterr().out
     assert not (unfinished / "resume.keras").exists() and not (unfinished / "resume.bkp.keras").exists()
 

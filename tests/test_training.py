@@ -9,6 +9,7 @@ import pytest
 
 from resnet_utils import data, models, training
 from resnet_utils.training import RunFolderError, TrainConfig, TrainingDiverged, make_schedule
+from helpers import small_config
 
 
 def lr(schedule, step):
@@ -84,18 +85,6 @@ def test_a_tiny_training_run_lowers_the_loss():
     history = model.fit(data.make_dataset(x, y, mean, 25), epochs=12, verbose=0).history
     assert history["loss"][-1] < 0.7 * history["loss"][0]
     assert history["accuracy"][-1] > 0.3
-
-
-def small_config(out, **overrides):
-    values = dict(out=str(out), n=1, version=1, schedule="fast", epochs=2, batch_size=32, data="sample",
-                  limit_train=96, verbose=0)
-    values.update(overrides)
-    return TrainConfig(**values)
-
-
-@pytest.fixture(scope="module")
-def sample():
-    return data.load_sample()
 
 
 @pytest.fixture(scope="module")
