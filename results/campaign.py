@@ -1,0 +1,216 @@
+"""The training campaign behind results/: every run the notebooks read, in one command.
+
+Each run is a run folder ``results/<name>`` written by ``python -m resnet_utils.train`` with the
+project's default recipe. Rerunning the campaign skips finished runs, resumes unfinished ones where
+they stopped, and leaves alone a run that another process is training (its folder is locked), so
+two campaigns can share the work, one per CPU core::
+
+    python results/campaign.py --list                                   # what is done, what is left
+    python results/campaign.py --data-dir "$CIFAR10_DIR"                # the CPU part, from a local copy
+    python results/campaign.py                                          # the same, letting Keras download CIFAR-10
+    python results/campaign.py --part gpu --stop-after 10               # the GPU part, stopped after 10 minutes
+
+A run stopped by ``--stop-after`` (or Ctrl-C, or a lost session) resumes from its last finished
+epoch the next time. The questions each group of runs answers, and the notebook that reads it, are
+in ``PLAN``; ``results/README.md`` lists the finished runs with their hardware and date.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent
+JPEG_NOTE = "full CIFAR-10 (50k/10k) from the JPEG copy in ../shared/data/cifar10 (lossy re-encoding of the original)"
+CPU_EPOCHS = 10
+SEEDS = (0, 1, 2)
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One run of the campaign: its folder name, the ``train`` arguments and what it is for."""
+
+    name: str
+    args: tuple[str, ...]
+    part: str  # "cpu" or "gpu": the machine it is planned for
+    question: str
+
+    def command(self, data_args: list[str], out_dir: Path) -> list[str]:
+        folder = (out_dir / self.name).resolve()
+        if folder.is_relative_to(RESULTS.parent):  # run from the repository root: the command it records stays portable
+            folder = folder.relative_to(RESULTS.parent)
+        return [sys.executable, "-m", "resnet_utils.train", *self.args, *data_args, "--verbose", "2",
+                "--out", str(folder)]
+
+
+def _cpu(name: str, question: str, *args: str, seed: int = 0) -> Planned:
+    seeded = ("--seed", str(seed)) if seed else ()
+    return Planned(name + (f"-seed{seed}" if seed else ""), (*args, "--epochs", str(CPU_EPOCHS), *seeded), "cpu", question)
+
+
+DEPTH = "depth, plain against residual (notebooks 07, 08)"
+VERSION = "v1 against v2 (notebook 03)"
+STEMS = "ResNet20 against ResNet50 (notebook 04)"
+SEED = "seeds: the spread of the headline comparisons (notebooks 04, 08)"
+
+#: In the order they run: first what answers a question at all, then what deepens it.
+PLAN: tuple[Planned, ...] = (
+    _cpu("resnet20v1-10ep", DEPTH, "--depth", "20"),
+    _cpu("resnet56v1-10ep", DEPTH, "--depth", "56"),
+    _cpu("plain20-10ep", DEPTH, "--depth", "20", "--shortcut", "none"),
+    _cpu("plain56-10ep", DEPTH, "--depth", "56", "--shortcut", "none"),
+    _cpu("resnet18-imagenet-stem-10ep", STEMS, "--arch", "resnet18", "--stem", "imagenet"),
+    _cpu("resnet50-imagenet-stem-10ep", STEMS, "--arch", "resnet50", "--stem", "imagenet"),
+    *(_cpu(name, SEED, "--depth", "20", *extra, seed=s) for s in SEEDS[1:]
+      for name, extra in (("resnet20v1-10ep", ()), ("plain20-10ep", ("--shortcut", "none")))),
+    _cpu("resnet56v2-10ep", VERSION, "--depth", "56", "--version", "2"),
+    _cpu("resnet32v1-10ep", DEPTH, "--depth", "32"),
+    _cpu("resnet44v1-10ep", DEPTH, "--depth", "44"),
+    *(_cpu("resnet50-imagenet-stem-10ep", SEED, "--arch", "resnet50", "--stem", "imagenet", seed=s) for s in SEEDS[1:]),
+    _cpu("plain32-10ep", DEPTH, "--depth", "32", "--shortcut", "none"),
+    _cpu("plain44-10ep", DEPTH, "--depth", "44", "--shortcut", "none"),
+    _cpu("resnet110v1-10ep", VERSION, "--depth", "110"),
+    _cpu("resnet110v2-10ep", VERSION, "--depth", "110", "--version", "2"),
+    # The GPU part (about 10 minutes on one large GPU): the CIFAR-stem ImageNet nets, too costly for
+    # two CPU cores (0.56 and 1.3 GMACs per image), on the CPU runs' budget, then the Keras example's
+    # 200-epoch budget with the default recipe, as many as the time allows.
+    Planned("resnet18-cifar-stem-10ep", ("--arch", "resnet18", "--stem", "cifar", "--epochs", "10"), "gpu", STEMS),
+    Planned("resnet50-cifar-stem-10ep", ("--arch", "resnet50", "--stem", "cifar", "--epochs", "10"), "gpu", STEMS),
+    Planned("resnet20v1-200ep", ("--depth", "20", "--epochs", "200"), "gpu", "the Keras example's 200 epochs (notebook 07)"),
+    Planned("resnet56v1-200ep", ("--depth", "56", "--epochs", "200"), "gpu", "the Keras example's 200 epochs (notebook 07)"),
+    Planned("resnet56v2-200ep", ("--depth", "56", "--version", "2", "--epochs", "200"), "gpu", "the Keras example's 200 epochs (notebook 07)"),
+)
+
+
+def status(folder: Path) -> str:
+    """``done``, ``busy`` (another process trains it), ``epoch k`` (unfinished) or ``to do``."""
+    metrics = folder / "metrics.json"
+    if metrics.exists():
+        try:
+            if json.loads(metrics.read_text()).get("status") == "complete":
+                return "done"
+        except (OSError, ValueError):
+            pass  # a damaged metrics.json: train repairs or refuses it with its own message
+    lock = folder / ".lock"
+    if lock.exists():
+        with open(lock, "a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(handle, fcntl.LOCK_UN)
+            except BlockingIOError:
+                return "busy"
+    log = folder / "log.csv"
+    if log.exists():
+        rows = max(0, len([line for line in log.read_text().splitlines() if line.strip()]) - 1)
+        return f"epoch {rows}"
+    return "to do"
+
+
+def select(part: str, only: list[str] | None) -> list[Planned]:
+    chosen = [p for p in PLAN if part in ("all", p.part)]
+    if only:
+        unknown = [name for name in only if not any(name in p.name for p in PLAN)]
+        if unknown:
+            raise SystemExit(f"error: no planned run matches {', '.join(unknown)}; see --list")
+        chosen = [p for p in chosen if any(name in p.name for name in only)]
+    return chosen
+
+
+def data_arguments(data_dir: str | None, note: str | None, source: str | None = None) -> list[str]:
+    """Train from a local copy (``--data-dir``), else let Keras download CIFAR-10 (or ``source``)."""
+    if source:
+        args = ["--data", source] + (["--data-dir", data_dir] if data_dir else [])
+    elif data_dir:
+        if not Path(data_dir).is_dir():
+            raise SystemExit(f"error: --data-dir {data_dir} is not a folder; give the folder that holds "
+                             "CIFAR-10's train/ and test/ (or leave it out to let Keras download the data)")
+        args = ["--data", "folder", "--data-dir", data_dir]
+    else:
+        args = ["--data", "cifar10"]
+    return args + (["--note", note] if note else [])
+
+
+def run_one(planned: Planned, command: list[str], folder: Path, deadline: float | None) -> int:
+    """Run one ``train`` to its end, or until ``deadline`` (then interrupt it: it resumes next time)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "stdout.log", "a") as log:
+        child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=RESULTS.parent)
+        try:
+            while child.poll() is None:
+                if deadline is not None and time.monotonic() > deadline:
+                    print(f"  time is up: interrupting {planned.name} (it resumes from its last finished epoch next time)", flush=True)
+                    child.send_signal(signal.SIGINT)
+                    try:
+                        child.wait(timeout=120)
+                    except subprocess.TimeoutExpired:
+                        child.kill()
+                    break
+                time.sleep(2)
+        except KeyboardInterrupt:
+            child.send_signal(signal.SIGINT)
+            child.wait()
+            raise
+    return child.wait()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python results/campaign.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--part", default="cpu", choices=("cpu", "gpu", "all"), help="which runs (default cpu)")
+    parser.add_argument("--only", nargs="+", metavar="NAME", help="only the runs whose names contain one of these")
+    parser.add_argument("--data-dir", default=os.environ.get("CIFAR10_DIR"),
+                        help="local CIFAR-10 copy (default $CIFAR10_DIR; without either, Keras downloads it)")
+    parser.add_argument("--data", help="a data source of train's --data (default: folder with --data-dir, else cifar10)")
+    parser.add_argument("--note", help="free text stored in each new run's config.json (where the data came from)")
+    parser.add_argument("--stop-after", type=float, metavar="MINUTES", help="start nothing after this, and interrupt the run under way")
+    parser.add_argument("--out", default=str(RESULTS), help="where the run folders go (default: results/)")
+    parser.add_argument("--list", action="store_true", help="print each planned run's state and stop")
+    parser.add_argument("--dry-run", action="store_true", help="print the commands that would run and stop")
+    args = parser.parse_args(argv)
+    chosen = select(args.part, args.only)
+    out_dir = Path(args.out)
+    if args.list:
+        width = max(len(p.name) for p in chosen)
+        for planned in chosen:
+            print(f"{planned.name:<{width}}  {planned.part}  {status(out_dir / planned.name):<9}  {planned.question}")
+        return 0
+    data_args = data_arguments(args.data_dir, args.note, args.data)
+    deadline = None if args.stop_after is None else time.monotonic() + 60 * args.stop_after
+    failed = []
+    for planned in chosen:
+        folder = out_dir / planned.name
+        state = status(folder)
+        command = planned.command(data_args, out_dir)
+        if args.dry_run:
+            print(f"[{state}] {shlex.join(command[1:])}")
+            continue
+        if state in ("done", "busy"):
+            print(f"{planned.name}: {state}, skipped", flush=True)
+            continue
+        if deadline is not None and time.monotonic() > deadline:
+            print(f"{planned.name}: not started (--stop-after reached)", flush=True)
+            continue
+        print(f"{planned.name}: {'resuming from ' + state if state.startswith('epoch') else 'starting'}", flush=True)
+        started = time.monotonic()
+        code = run_one(planned, command, folder, deadline)
+        minutes = (time.monotonic() - started) / 60
+        if code == 0:
+            print(f"{planned.name}: finished in {minutes:.1f} min", flush=True)
+        else:
+            print(f"{planned.name}: stopped with exit code {code} after {minutes:.1f} min; see {folder / 'stdout.log'}", flush=True)
+            failed.append(planned.name)
+    if failed:
+        print(f"unfinished: {', '.join(failed)} (rerun the same command to resume them)")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""results/campaign.py: one command for every run the notebooks read, which skips and resumes."""
+
+import fcntl
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "results"))
+import campaign  # noqa: E402
+
+from resnet_utils import models, train  # noqa: E402
+
+
+def test_every_planned_run_is_a_valid_train_command_with_a_name_that_says_what_it_is():
+    names = [p.name for p in campaign.PLAN]
+    assert len(set(names)) == len(names)
+    for planned in campaign.PLAN:
+        args = train.parse_args([*planned.args, "--out", "x"])
+        assert args.epochs >= 10, planned.name  # the issue's budget: at least 10 epochs for every comparison
+        assert (args.shortcut == "none") == planned.name.startswith("plain"), planned.name
+        if args.arch == "cifar":
+            assert f"{args.depth}" in planned.name and f"v{args.version}" in planned.name or planned.name.startswith("plain")
+            models.n_from_depth(args.depth, args.version)  # a depth the family has
+        else:
+            assert planned.name.startswith(f"{args.arch}-{args.stem}-stem"), planned.name
+        assert ("--seed" in planned.args) == ("-seed" in planned.name)
+    cpu = {p.name for p in campaign.PLAN if p.part == "cpu"}
+    # The issue's minimum: depth 20-56 residual, plain-20/56, v1 against v2, both stems, three seeds.
+    for must in ("resnet20v1-10ep", "resnet32v1-10ep", "resnet44v1-10ep", "resnet56v1-10ep", "plain20-10ep", "plain56-10ep",
+                 "resnet56v2-10ep", "resnet18-imagenet-stem-10ep", "resnet50-imagenet-stem-10ep",
+                 "resnet20v1-10ep-seed2", "plain20-10ep-seed2", "resnet50-imagenet-stem-10ep-seed2"):
+        assert must in cpu
+
+
+def test_status_reads_the_run_folder(tmp_path):
+    folder = tmp_path / "run"
+    assert campaign.status(folder) == "to do"
+    folder.mkdir()
+    (folder / "log.csv").write_text("epoch,accuracy\n0,0.1\n1,0.2\n")
+    assert campaign.status(folder) == "epoch 2"
+    with open(folder / ".lock", "w") as held:  # another trainer holds the folder
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        assert campaign.status(folder) == "busy"
+    assert campaign.status(folder) == "epoch 2"  # the lock ends with its holder
+    (folder / "metrics.json").write_text(json.dumps({"status": "complete"}))
+    assert campaign.status(folder) == "done"
+
+
+def test_recorded_commands_carry_no_path_of_this_machine():
+    command = campaign.PLAN[0].command(campaign.data_arguments(None, None), campaign.RESULTS)
+    assert command[command.index("--out") + 1] == f"results/{campaign.PLAN[0].name}"
+    assert command[command.index("--data") + 1] == "cifar10"  # no local copy: Keras downloads it
+
+
+def test_a_missing_data_folder_is_refused_with_what_to_do(tmp_path):
+    with pytest.raises(SystemExit, match="not a folder.*leave it out"):
+        campaign.data_arguments(str(tmp_path / "nowhere"), None)
+    with pytest.raises(SystemExit, match="no planned run matches"):
+        campaign.select("cpu", ["resnet999"])
+
+
+def test_the_campaign_runs_skips_what_is_done_and_stops_on_time(tmp_path, monkeypatch, capsys):
+    tiny = campaign.Planned("tiny", ("--n", "1", "--epochs", "1", "--batch-size", "32", "--limit-train", "64"), "cpu", "a test")
+    monkeypatch.setattr(campaign, "PLAN", (tiny,))
+    assert campaign.main(["--out", str(tmp_path), "--data", "sample", "--stop-after", "0"]) == 0
+    assert "not started" in capsys.readouterr().out and not (tmp_path / "tiny").exists()
+    assert campaign.main(["--out", str(tmp_path), "--data", "sample"]) == 0
+    assert "tiny: finished" in capsys.readouterr().out
+    metrics = json.loads((tmp_path / "tiny" / "metrics.json").read_text())
+    assert metrics["status"] == "complete" and metrics["epochs_completed"] == 1
+    assert campaign.main(["--out", str(tmp_path), "--data", "sample"]) == 0
+    assert "tiny: done, skipped" in capsys.readouterr().out
+    campaign.main(["--out", str(tmp_path), "--list"])
+    assert "tiny  cpu  done" in capsys.readouterr().out
