@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,12 +88,55 @@ def load_runs(results_dir: str | Path) -> dict[str, Run]:
     return {p.parent.name: load_run(p.parent) for p in sorted(results_dir.glob("*/config.json"))}
 
 
+#: What runs made before the recipe was recorded used (``training.LEGACY_IDENTITY``), by schedule.
+_LEGACY = {"weight_decay": 2e-4, "label_smoothing": 0.0, "bn_momentum": 0.99}
+_LEGACY_LEARNING_RATE = {"keras": 1e-3, "paper": 0.1, "fast": 0.1}
+_CURRENT_DEFAULT = {  # training.DEFAULT_RECIPE, repeated so that reading runs never imports TensorFlow
+    "keras": {"learning_rate": 1e-3, "weight_decay": 2e-4, "label_smoothing": 0.0, "bn_momentum": 0.99},
+    "paper": {"learning_rate": 0.1, "weight_decay": 2e-4, "label_smoothing": 0.0, "bn_momentum": 0.99},
+    "fast": {"learning_rate": 0.2, "weight_decay": 5e-4, "label_smoothing": 0.1, "bn_momentum": 0.9},
+}
+
+
+def recipe_of(run: Run) -> dict:
+    """The run's schedule and recipe settings (learning rate, weight decay, label smoothing, BN
+    momentum), with the values of the time for runs made before they were recorded."""
+    identity = run.config.get("identity", {})
+    schedule = identity.get("schedule", run.metrics.get("schedule", "fast"))
+    recipe = {"schedule": schedule}
+    for name in ("learning_rate", "weight_decay", "label_smoothing", "bn_momentum"):
+        value = identity.get(name)
+        if value is None:
+            value = _LEGACY_LEARNING_RATE.get(schedule) if name == "learning_rate" else _LEGACY[name]
+        recipe[name] = value
+    return recipe
+
+
+def recipe_label(run: Run) -> str:
+    """``"default"`` (the project's current default recipe), ``"previous default"`` (the ``fast``
+    recipe before 2026-11-28's recipe screen), or the schedule and settings in short."""
+    recipe = recipe_of(run)
+    schedule = recipe.pop("schedule")
+    if recipe == _CURRENT_DEFAULT.get(schedule):
+        return "default" if schedule == "fast" else f"{schedule} (its default)"
+    if schedule == "fast" and recipe == {"learning_rate": _LEGACY_LEARNING_RATE["fast"], **_LEGACY}:
+        return "previous default"
+    short = {"learning_rate": "lr", "weight_decay": "wd", "label_smoothing": "ls", "bn_momentum": "bn"}
+    return f"{schedule}: " + ", ".join(f"{short[name]} {value:g}" for name, value in recipe.items())
+
+
+def seed_group(name: str) -> str:
+    """A run's name without its ``-seedN`` suffix: the runs that differ only in their seed share it."""
+    return re.sub(r"-seed\d+$", "", name)
+
+
 def runs_table(runs: dict[str, Run]) -> pd.DataFrame:
     """One row per run: model, schedule, epochs, test accuracy of the final epoch (and of the best epoch,
     chosen on the test set, so slightly optimistic), time, hardware, date, command."""
     rows = []
     for name, run in runs.items():
         m, c = run.metrics, run.config
+        identity = c.get("identity", {})
         hardware = m.get("hardware", {})
         device = ", ".join(hardware.get("gpus", [])) or f"{hardware.get('cpu', '?')} ({hardware.get('cpu_count', '?')} cores)"
         rows.append({
@@ -110,8 +154,39 @@ def runs_table(runs: dict[str, Run]) -> pd.DataFrame:
             "date": m.get("date", "")[:10] or None,
             "status": m.get("status", "unfinished"),
             "command": m.get("command", c.get("command")),
+            "arch": identity.get("arch", "cifar"),
+            "depth": _depth(identity),
+            "version": identity.get("version") if identity.get("arch", "cifar") == "cifar" else None,
+            "shortcut": identity.get("shortcut") if identity.get("arch", "cifar") == "cifar" else None,
+            "stem": identity.get("stem") if identity.get("arch", "cifar") != "cifar" else None,
+            "seed": identity.get("seed", 0),
+            "recipe": recipe_label(run),
+            "seconds_per_epoch": m.get("seconds_per_epoch"),
+            "group": seed_group(name),
         })
     return pd.DataFrame(rows).set_index("run") if rows else pd.DataFrame()
+
+
+def _depth(identity: dict) -> int | None:
+    if identity.get("arch", "cifar") != "cifar" or "n" not in identity:
+        return None
+    return (6 if identity.get("version", 1) == 1 else 9) * identity["n"] + 2
+
+
+def seed_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Finished runs that differ only in their seed (``NAME``, ``NAME-seed1``, ...), as one row each:
+    the final-epoch test accuracy's mean, standard deviation (over seeds; NaN for one), min and max."""
+    finished = table[table["status"] == "complete"]
+    grouped = finished.groupby("group")["test_accuracy"]
+    summary = pd.DataFrame({
+        "seeds": grouped.count(),
+        "mean_%": 100 * grouped.mean(),
+        "std_%": 100 * grouped.std(),
+        "min_%": 100 * grouped.min(),
+        "max_%": 100 * grouped.max(),
+    }).round(2)
+    first = finished.groupby("group").first()
+    return summary.join(first[["model", "epochs", "recipe", "hardware"]]).rename_axis("runs")
 
 
 # --- the committed trained models ------------------------------------------------------------------

@@ -47,3 +47,35 @@ def test_import_prints_no_startup_lines():
     assert result.returncode == 0, result.stderr
     assert not [line for line in result.stderr.splitlines() if _quiet.is_startup_line(line)], result.stderr
     assert "still shown" in result.stderr
+
+
+def _fake_run(folder, name, accuracy, **identity):
+    import json
+    run = folder / name
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"identity": {"arch": "cifar", "n": 3, "version": 1, "shortcut": "projection",
+                                                              "schedule": "fast", "seed": 0, **identity}}))
+    (run / "metrics.json").write_text(json.dumps({"status": "complete", "model": "resnet20v1", "epochs_completed": 10,
+                                                  "test_accuracy_last": accuracy}))
+
+
+def test_runs_table_says_depth_seed_and_recipe_and_seeds_are_summarised(tmp_path):
+    from resnet_utils import training
+
+    assert runs._CURRENT_DEFAULT == training.DEFAULT_RECIPE  # the copy that keeps TensorFlow out cannot drift
+    assert {**runs._LEGACY, "validation_split": 0.0} == training.LEGACY_IDENTITY
+    assert runs._LEGACY_LEARNING_RATE == training.LEGACY_LEARNING_RATE
+    default = dict(training.DEFAULT_RECIPE["fast"])
+    _fake_run(tmp_path, "r20", 0.80, **default)
+    _fake_run(tmp_path, "r20-seed1", 0.82, seed=1, **default)
+    _fake_run(tmp_path, "r20-seed2", 0.84, seed=2, **default)
+    _fake_run(tmp_path, "old", 0.70)  # made before the recipe was recorded
+    _fake_run(tmp_path, "v2", 0.75, n=6, version=2, **{**default, "learning_rate": 0.4})
+    table = runs.runs_table(runs.load_runs(tmp_path))
+    assert table.loc["r20-seed2", "seed"] == 2 and table.loc["v2", "depth"] == 56 and table.loc["old", "depth"] == 20
+    assert list(table.loc[["r20", "old", "v2"], "recipe"]) == ["default", "previous default",
+                                                                 "fast: lr 0.4, wd 0.0005, ls 0.1, bn 0.9"]
+    summary = runs.seed_summary(table)
+    assert summary.loc["r20", "seeds"] == 3 and summary.loc["old", "seeds"] == 1
+    assert summary.loc["r20", "mean_%"] == pytest.approx(82.0) and summary.loc["r20", "std_%"] == pytest.approx(2.0)
+    assert (summary.loc["r20", "min_%"], summary.loc["r20", "max_%"]) == (80.0, 84.0)
