@@ -125,6 +125,15 @@ def recipe_label(run: Run) -> str:
     return f"{schedule}: " + ", ".join(f"{short[name]} {value:g}" for name, value in recipe.items())
 
 
+def device_label(hardware: dict) -> str:
+    """The GPUs, else the CPU and its cores (``"1 of 2"`` when the run was pinned to some), of a
+    ``metrics.json`` hardware record."""
+    cores = hardware.get("cpu_count", "?")
+    if hardware.get("cores_used", cores) != cores:
+        cores = f"{hardware['cores_used']} of {cores}"
+    return ", ".join(hardware.get("gpus", [])) or f"{hardware.get('cpu', '?')} ({cores} cores)"
+
+
 def seed_group(name: str) -> str:
     """A run's name without its ``-seedN`` suffix: the runs that differ only in their seed share it."""
     return re.sub(r"-seed\d+$", "", name)
@@ -138,7 +147,7 @@ def runs_table(runs: dict[str, Run]) -> pd.DataFrame:
         m, c = run.metrics, run.config
         identity = c.get("identity", {})
         hardware = m.get("hardware", {})
-        device = ", ".join(hardware.get("gpus", [])) or f"{hardware.get('cpu', '?')} ({hardware.get('cpu_count', '?')} cores)"
+        device = device_label(hardware)
         rows.append({
             "run": name,
             "model": m.get("model", c.get("model")),
@@ -220,7 +229,7 @@ class TrainedModel:
     def describe(self) -> str:
         m = self.run.metrics
         hardware = m.get("hardware", {})
-        device = ", ".join(hardware.get("gpus", [])) or f"{hardware.get('cpu', '?')} ({hardware.get('cpu_count', '?')} cores)"
+        device = device_label(hardware)
         lines = [f"{self.name} from {self.run.path.name}/{self.checkpoint}: test accuracy {self.test_accuracy:.2%} "
                  f"({self.accuracy_label})"]
         if self.checkpoint == "best.keras" and "test_accuracy_last" in m:

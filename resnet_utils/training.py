@@ -456,7 +456,8 @@ def precision_policy(setting: str = "auto") -> str:
 
 
 def hardware_description() -> dict:
-    """CPU model and core count, GPU names: what made a run's timings."""
+    """CPU model, core count and the cores this process may use (``taskset``), GPU names: what made
+    a run's timings."""
     import tensorflow as tf
 
     cpu = platform.processor() or platform.machine()
@@ -471,7 +472,8 @@ def hardware_description() -> dict:
     for gpu in tf.config.list_physical_devices("GPU"):
         details = tf.config.experimental.get_device_details(gpu)
         gpus.append(details.get("device_name", gpu.name))
-    return {"cpu": cpu, "cpu_count": os.cpu_count(), "gpus": gpus}
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {"cpu": cpu, "cpu_count": os.cpu_count(), "cores_used": usable, "gpus": gpus}
 
 
 def _versions() -> dict:

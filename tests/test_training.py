@@ -264,3 +264,10 @@ def test_validation_split_holds_out_the_same_share_of_every_class():
     assert len(held_out) == 100 and np.bincount(labels[held_out]).tolist() == [10] * 10
     assert len(np.intersect1d(train, held_out)) == 0 and len(train) + len(held_out) == 1000
     np.testing.assert_array_equal(held_out, data.validation_split(labels, 0.1)[1])
+
+
+def test_hardware_description_records_the_cores_a_pinned_run_could_use():
+    import os
+
+    hardware = training.hardware_description()
+    assert hardware["cores_used"] == len(os.sched_getaffinity(0)) <= hardware["cpu_count"]
