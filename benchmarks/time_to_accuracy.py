@@ -1,6 +1,6 @@
 """Time to accuracy: the classic Keras recipe against this project's default, on one epoch budget.
 
-    python benchmarks/time_to_accuracy.py --epochs 4 --data folder --data-dir /tmp/cifar10 \\
+    python benchmarks/time_to_accuracy.py --epochs 4 --data folder --data-dir "$CIFAR10_DIR" \\
         --out results/time-to-accuracy-4ep
 
 Trains ResNet20 v1 on the full training set for ``--epochs`` epochs three ways, each into its own

@@ -304,3 +304,20 @@ def load_trained(name: str, results_dir: str | Path | None = None) -> TrainedMod
     model = keras.models.load_model(run.path / checkpoint, compile=False)  # for predictions: no optimizer or loss needed
     return TrainedModel(model=model, name=run.metrics.get("model", model.name), run=run, checkpoint=checkpoint,
                         test_accuracy=accuracy, mean=np.load(run.path / "mean.npy"))
+
+
+def results_markdown(runs: dict[str, Run]) -> str:
+    """A Markdown table of the finished run folders, for a README: each with its model, recipe,
+    epochs, seed, the final epoch's test accuracy, training minutes, machine and date. Generated, so
+    that no number in it is copied by hand (``python results/campaign.py --write-tables``)."""
+    table = runs_table({name: run for name, run in runs.items() if run.finished})
+    lines = ["| run | model | recipe | epochs | seed | test accuracy, final epoch | minutes | machine | date |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    if table.empty:
+        return "\n".join(lines) + "\n"
+    for name, row in table.sort_values(["model", "epochs", "seed"], kind="stable").iterrows():
+        machine = re.sub(r"\(R\)| Processor| CPU @ [\d.]+GHz", "", row["hardware"]) if isinstance(row["hardware"], str) else ""
+        minutes = f"{row['train_minutes']:g}" if pd.notna(row["train_minutes"]) else ""
+        lines.append(f"| `{name}` | {row['model']} | {row['recipe']} | {row['epochs']} | {row['seed']} | "
+                     f"{100 * row['test_accuracy']:.2f}% | {minutes} | {machine} | {row['date'] or ''} |")
+    return "\n".join(lines) + "\n"

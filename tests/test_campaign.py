@@ -74,3 +74,16 @@ def test_the_campaign_runs_skips_what_is_done_and_stops_on_time(tmp_path, monkey
     assert "tiny: done, skipped" in capsys.readouterr().out
     campaign.main(["--out", str(tmp_path), "--list"])
     assert "tiny  cpu  done" in capsys.readouterr().out
+
+
+def test_the_readme_tables_are_the_run_folders():
+    """Every finished run in results/ is in both results tables, with its numbers as its files say."""
+    table = campaign.results_table()
+    for path in campaign.TABLE_FILES:
+        text = path.read_text()
+        block = text[text.index(campaign.TABLE_START) + len(campaign.TABLE_START):text.index(campaign.TABLE_END)]
+        assert block.strip() == table.strip(), f"{path.name} is stale: run python results/campaign.py --write-tables"
+    for folder in campaign.RESULTS.glob("*/metrics.json"):
+        metrics = json.loads(folder.read_text())
+        if metrics.get("status") == "complete" and (folder.parent / "config.json").exists():
+            assert f"| `{folder.parent.name}` |" in table and f"{100 * metrics['test_accuracy_last']:.2f}%" in table
