@@ -36,7 +36,7 @@ def show(n: int, version: int = 1, shortcut: str = "projection", block: str = "c
     print(line)
     display(stages)
     fig = plots.block_diagram(model, block)
-    plt.show()
+    display(fig)  # this figure only (plt.show() would also flush any other open figure), then free it
     plt.close(fig)
 
 
