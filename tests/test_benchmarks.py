@@ -192,3 +192,29 @@ def test_peers_torch_resnet20_is_the_keras_model():
     model = peers.torch_resnet20(torch)
     assert peers.torch_parameter_count(model) == peers.RESNET20_PARAMETERS == models.build_resnet(3, 1).count_params()
     assert model(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_flip_tta_scores_a_committed_model_both_ways():
+    import flip_tta
+
+    sample = data.load_cifar10("sample", verbose=False)
+    table = flip_tta.measure(["resnet20v1-default-4ep"], sample.x_test[:200], sample.y_test[:200])
+    row = table.loc["resnet20v1-default-4ep"]
+    assert row["checkpoint"] in ("best.keras", "last.keras")
+    assert 60 < row["test accuracy %"] <= 100 and 60 < row["with flip averaging %"] <= 100  # trained: far above chance
+    assert row["gain (points)"] == pytest.approx(row["with flip averaging %"] - row["test accuracy %"], abs=0.011)
+
+
+def test_flip_tta_averages_an_image_with_its_mirror():
+    import flip_tta
+
+    class LeftHalf:  # "class 1" when the left half of the image is brighter: flipping swaps the answer
+        def __call__(self, x, training=False):
+            left = x[:, :, :16].mean(axis=(1, 2, 3)) - x[:, :, 16:].mean(axis=(1, 2, 3))
+            return np.stack([0.5 - 0.4 * np.tanh(left), 0.5 + 0.4 * np.tanh(left)], axis=1)
+
+    images = np.zeros((4, 32, 32, 3), np.uint8)
+    images[:2, :, :16] = 200  # left half bright: class 1 unflipped, 0 flipped; averaged: a tie, argmax 0
+    labels = np.array([1, 1, 0, 0])
+    plain, averaged = flip_tta.flip_accuracy(LeftHalf(), images, labels, np.zeros((32, 32, 3), np.float32))
+    assert plain == 1.0 and averaged == 0.5
