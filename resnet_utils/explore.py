@@ -8,6 +8,8 @@ it for one choice. Nothing here trains a model you keep (`measure_step_ms` times
 
 from __future__ import annotations
 
+import io
+
 import matplotlib.pyplot as plt
 import pandas as pd
 
@@ -30,14 +32,18 @@ def summary(n: int, version: int = 1, shortcut: str = "projection"):
 
 def show(n: int, version: int = 1, shortcut: str = "projection", block: str = "conv3_block1"):
     """Display the description, the stage table and the diagram of ``block`` for one model."""
-    from IPython.display import display
+    from IPython.display import Image, display
 
     model, line, stages = summary(n, version, shortcut)
     print(line)
     display(stages)
     fig = plots.block_diagram(model, block)
-    display(fig)  # this figure only (plt.show() would also flush any other open figure), then free it
+    # Shown as a PNG made here, then the figure freed: plt.show() in a widget callback also flushes
+    # whatever other figure pyplot holds open (seen in JupyterLab as a garbled v2 diagram).
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=100, bbox_inches="tight")
     plt.close(fig)
+    display(Image(png.getvalue()))
 
 
 def explorer(n: int = 3, version: int = 1, shortcut: str = "projection", max_n: int = 30):
