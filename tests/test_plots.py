@@ -82,3 +82,24 @@ def test_sweep_plot_and_table():
     fig = plots.sweep_plot(table)
     assert len(fig.axes) == 2
     plt.close("all")
+
+
+def test_explorer_follows_n_and_version_and_shows_a_picture(monkeypatch):
+    import IPython.display
+
+    from resnet_utils import explore
+
+    model, line, stages = explore.summary(5, 1)
+    assert "resnet32v1, depth 32 (6n+2), 470,218 parameters" in line and list(stages.index)[:2] == ["conv1", "conv2"]
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda *objects, **kwargs: shown.extend(objects))
+    explore.show(6, 2)
+    pictures = [o for o in shown if isinstance(o, IPython.display.Image)]
+    assert len(pictures) == 1 and pictures[0].data[:8] == b"\x89PNG\r\n\x1a\n"
+    calls = []
+    monkeypatch.setattr(explore, "show", lambda *args: calls.append(args))
+    widget = explore.explorer(3, 1)
+    assert "starts at n = 3, v1" in repr(widget)
+    widget.children[0].value = 5  # the slider
+    widget.children[1].value = 2  # the version buttons; v2 has projection shortcuts only
+    assert calls == [(3, 1, "projection", "conv3_block1"), (5, 1, "projection", "conv3_block1"), (5, 2, "projection", "conv3_block1")]
