@@ -64,10 +64,10 @@ STEMS = "ResNet20 against ResNet50 (notebook 04)"
 SEED = "seeds: the spread of the headline comparisons (notebooks 04, 08)"
 
 #: In the order they run: first what answers a question at all, then what deepens it. On one CPU
-#: core (Intel Xeon, 2026-11-28) an epoch takes about 2 min for ResNet20 and plain-20, 4 for
-#: ResNet56, 8 for ResNet18 with the ImageNet stem and 18 for ResNet50 with it (45 img/s: its tiny
-#: late feature maps use the CPU poorly): the CPU part is about 20 core-hours, 10 hours on two cores,
-#: and ResNet50 with its three seeds is 9 of them.
+#: core (Intel Xeon, 2026-11-28, shared with other work) an epoch took 2-3 min for ResNet20 and
+#: plain-20, 4-4.5 for ResNet56, plain-56 and ResNet18 with the ImageNet stem, and should take about
+#: 18 for ResNet50 with it (45 img/s measured in notebook 04: its tiny late feature maps use the CPU
+#: poorly): the CPU part is about 20 core-hours, 10 hours on two cores, 9 of them ResNet50's seeds.
 PLAN: tuple[Planned, ...] = (
     _cpu("resnet20v1-10ep", DEPTH, "--depth", "20"),
     _cpu("resnet56v1-10ep", DEPTH, "--depth", "56"),
