@@ -88,38 +88,31 @@ def load_runs(results_dir: str | Path) -> dict[str, Run]:
     return {p.parent.name: load_run(p.parent) for p in sorted(results_dir.glob("*/config.json"))}
 
 
-#: What runs made before the recipe was recorded used (``training.LEGACY_IDENTITY``), by schedule.
-_LEGACY = {"weight_decay": 2e-4, "label_smoothing": 0.0, "bn_momentum": 0.99}
-_LEGACY_LEARNING_RATE = {"keras": 1e-3, "paper": 0.1, "fast": 0.1}
-_CURRENT_DEFAULT = {  # training.DEFAULT_RECIPE, repeated so that reading runs never imports TensorFlow
-    "keras": {"learning_rate": 1e-3, "weight_decay": 2e-4, "label_smoothing": 0.0, "bn_momentum": 0.99},
-    "paper": {"learning_rate": 0.1, "weight_decay": 2e-4, "label_smoothing": 0.0, "bn_momentum": 0.99},
-    "fast": {"learning_rate": 0.2, "weight_decay": 5e-4, "label_smoothing": 0.1, "bn_momentum": 0.9},
-}
-
-
 def recipe_of(run: Run) -> dict:
     """The run's schedule and recipe settings (learning rate, weight decay, label smoothing, BN
     momentum), with the values of the time for runs made before they were recorded."""
+    from resnet_utils.training import LEGACY_IDENTITY, LEGACY_LEARNING_RATE, RECIPE_FIELDS  # training imports this module
+
     identity = run.config.get("identity", {})
     schedule = identity.get("schedule", run.metrics.get("schedule", "fast"))
+    legacy = {**LEGACY_IDENTITY, "learning_rate": LEGACY_LEARNING_RATE.get(schedule)}
     recipe = {"schedule": schedule}
-    for name in ("learning_rate", "weight_decay", "label_smoothing", "bn_momentum"):
-        value = identity.get(name)
-        if value is None:
-            value = _LEGACY_LEARNING_RATE.get(schedule) if name == "learning_rate" else _LEGACY[name]
-        recipe[name] = value
+    for name in RECIPE_FIELDS:
+        recipe[name] = legacy[name] if identity.get(name) is None else identity[name]
     return recipe
 
 
 def recipe_label(run: Run) -> str:
     """``"default"`` (the project's current default recipe), ``"previous default"`` (the ``fast``
     recipe before 2026-11-28's recipe screen), or the schedule and settings in short."""
+    from resnet_utils.training import DEFAULT_RECIPE, LEGACY_IDENTITY, LEGACY_LEARNING_RATE, RECIPE_FIELDS
+
     recipe = recipe_of(run)
     schedule = recipe.pop("schedule")
-    if recipe == _CURRENT_DEFAULT.get(schedule):
+    if recipe == DEFAULT_RECIPE.get(schedule):
         return "default" if schedule == "fast" else f"{schedule} (its default)"
-    if schedule == "fast" and recipe == {"learning_rate": _LEGACY_LEARNING_RATE["fast"], **_LEGACY}:
+    previous = {**LEGACY_IDENTITY, "learning_rate": LEGACY_LEARNING_RATE["fast"]}
+    if schedule == "fast" and recipe == {name: previous[name] for name in RECIPE_FIELDS}:
         return "previous default"
     short = {"learning_rate": "lr", "weight_decay": "wd", "label_smoothing": "ls", "bn_momentum": "bn"}
     return f"{schedule}: " + ", ".join(f"{short[name]} {value:g}" for name, value in recipe.items())
@@ -177,9 +170,11 @@ def runs_table(runs: dict[str, Run]) -> pd.DataFrame:
 
 
 def _depth(identity: dict) -> int | None:
+    from resnet_utils.models import depth_from_n
+
     if identity.get("arch", "cifar") != "cifar" or "n" not in identity:
         return None
-    return (6 if identity.get("version", 1) == 1 else 9) * identity["n"] + 2
+    return depth_from_n(identity["n"], identity.get("version", 1))
 
 
 def seed_summary(table: pd.DataFrame) -> pd.DataFrame:
