@@ -17,12 +17,19 @@ from pathlib import Path
 
 from resnet_utils import training
 
-#: name -> changes from the Keras-example-equivalent recipe (peak 0.1, decay 2e-4, no smoothing, BN momentum 0.99)
+#: name -> the run's settings (``TrainConfig`` fields). The first four changed the recipe of the Keras
+#: example (peak 0.1, decay 2e-4, no smoothing, BN momentum 0.99); the rest change one thing each
+#: from the default that came out of them (``DEFAULT_RECIPE["fast"]``).
+DEFAULT = {"learning_rate": 0.2, "weight_decay": 5e-4, "label_smoothing": 0.1, "bn_momentum": 0.9}
 SETTINGS = {
     "base": {"learning_rate": 0.1, "weight_decay": 2e-4, "label_smoothing": 0.0, "bn_momentum": 0.99},
     "lr0.2-wd5e-4": {"learning_rate": 0.2, "weight_decay": 5e-4, "label_smoothing": 0.0, "bn_momentum": 0.99},
     "lr0.2-wd5e-4-ls0.1": {"learning_rate": 0.2, "weight_decay": 5e-4, "label_smoothing": 0.1, "bn_momentum": 0.99},
     "lr0.2-wd5e-4-bn0.9": {"learning_rate": 0.2, "weight_decay": 5e-4, "label_smoothing": 0.0, "bn_momentum": 0.9},
+    "default": DEFAULT,
+    # batch 256 and 512 with the peak rate scaled linearly (0.2 per 128 images)
+    "default-bs256-lr0.4": {**DEFAULT, "batch_size": 256, "learning_rate": 0.4},
+    "default-bs512-lr0.8": {**DEFAULT, "batch_size": 512, "learning_rate": 0.8},
 }
 
 

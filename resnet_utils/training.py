@@ -106,15 +106,21 @@ class StepDecay(keras.optimizers.schedules.LearningRateSchedule):
         return {"base_lr": self.base_lr, "boundaries": self.boundaries, "factors": self.factors}
 
 
-def make_schedule(name: str, epochs: int, steps_per_epoch: int, peak: float | None = None) -> keras.optimizers.schedules.LearningRateSchedule:
+#: The ``fast`` schedule's linear warm-up, as a fraction of all steps.
+FAST_WARMUP = 0.05
+
+
+def make_schedule(name: str, epochs: int, steps_per_epoch: int, peak: float | None = None,
+                  warmup: float = FAST_WARMUP) -> keras.optimizers.schedules.LearningRateSchedule:
     """The learning rate per step for a schedule.
 
     * ``keras``: the Keras example's Adam schedule, 1e-3, times 0.1 after 40% of training (epoch 80
       of 200), 0.01 after 60%, 1e-3 after 80%, 5e-4 after 90%.
     * ``paper``: He et al.'s SGD schedule, 0.1, divided by 10 at 50% and 75% of training
       (iterations 32k and 48k of 64k).
-    * ``fast``: for short budgets, a linear warm-up to 0.1 over the first 5% of steps, then cosine
-      decay to zero (SGD with Nesterov momentum).
+    * ``fast``: for short budgets, a linear warm-up to the peak (0.2) over the first ``warmup``
+      fraction of steps (5%), then cosine decay to zero (SGD with Nesterov momentum). A warm-up of
+      0.25-0.3 gives the rate the shape of fastai's one-cycle policy (without its momentum cycle).
 
     Boundaries scale with ``epochs``, so a shorter run keeps the shape of the schedule. ``peak``
     replaces the schedule's starting (or, for ``fast``, warmed-up) rate in ``DEFAULT_RECIPE``.
@@ -130,15 +136,18 @@ def make_schedule(name: str, epochs: int, steps_per_epoch: int, peak: float | No
         return StepDecay(peak, [s * steps_per_epoch for s in starts], [1.0, 1e-1, 1e-2, 1e-3, 0.5e-3])
     if name == "paper":
         return StepDecay(peak, [total // 2, total * 3 // 4], [1.0, 0.1, 0.01])
-    warmup = total // 20  # none under 20 steps: a one-step run would train at rate 0
+    if not 0 <= warmup < 1:
+        raise ValueError(f"warmup is a fraction of the training steps, from 0 up to (not including) 1; got {warmup!r}.")
+    warmup_steps = int(total * warmup)  # none in a very short run: a one-step run would train at rate 0
     return keras.optimizers.schedules.CosineDecay(
-        0.0, decay_steps=max(1, total - warmup), alpha=0.0, warmup_target=peak, warmup_steps=warmup
+        0.0, decay_steps=max(1, total - warmup_steps), alpha=0.0, warmup_target=peak, warmup_steps=warmup_steps
     )
 
 
-def make_optimizer(name: str, epochs: int, steps_per_epoch: int, learning_rate: float | None = None) -> keras.optimizers.Optimizer:
+def make_optimizer(name: str, epochs: int, steps_per_epoch: int, learning_rate: float | None = None,
+                   warmup: float = FAST_WARMUP) -> keras.optimizers.Optimizer:
     """Adam for the Keras example's schedule, SGD with momentum 0.9 for ``paper`` and ``fast``."""
-    schedule = make_schedule(name, epochs, steps_per_epoch, learning_rate)
+    schedule = make_schedule(name, epochs, steps_per_epoch, learning_rate, warmup)
     if name == "keras":
         return keras.optimizers.Adam(learning_rate=schedule)
     return keras.optimizers.SGD(learning_rate=schedule, momentum=0.9, nesterov=name == "fast")
@@ -511,10 +520,11 @@ def apply_recipe(model: keras.Model, config: TrainConfig) -> None:
             layer.momentum = config.bn_momentum
 
 
-def compile_model(config: TrainConfig, steps_per_epoch: int) -> tuple[keras.Model, dict]:
+def compile_model(config: TrainConfig, steps_per_epoch: int, warmup: float = FAST_WARMUP) -> tuple[keras.Model, dict]:
     """The model of ``config``, compiled exactly as ``train`` compiles it (optimizer and schedule,
     loss, accuracy, ``speed_settings``); returns it with those settings. Call it inside a
-    ``tf.distribute`` strategy's scope to spread it over several GPUs."""
+    ``tf.distribute`` strategy's scope to spread it over several GPUs. ``warmup`` (the ``fast``
+    schedule's warm-up fraction) is for screening other warm-ups only."""
     speed = speed_settings(config)
     mixed = speed["precision_policy"] != "float32"
     keras.mixed_precision.set_global_policy(speed["precision_policy"])
@@ -522,7 +532,7 @@ def compile_model(config: TrainConfig, steps_per_epoch: int) -> tuple[keras.Mode
         model = build_model(config, output_dtype="float32" if mixed else None)
         apply_recipe(model, config)
         model.compile(
-            optimizer=make_optimizer(config.schedule, config.epochs, steps_per_epoch, config.learning_rate),
+            optimizer=make_optimizer(config.schedule, config.epochs, steps_per_epoch, config.learning_rate, warmup),
             loss=SmoothedSparseCrossentropy(config.label_smoothing) if config.label_smoothing else "sparse_categorical_crossentropy",
             metrics=["accuracy"],
             jit_compile=speed["xla"],

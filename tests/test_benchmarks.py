@@ -4,6 +4,7 @@ import json
 import sys
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 
@@ -218,3 +219,42 @@ def test_flip_tta_averages_an_image_with_its_mirror():
     labels = np.array([1, 1, 0, 0])
     plain, averaged = flip_tta.flip_accuracy(LeftHalf(), images, labels, np.zeros((32, 32, 3), np.float32))
     assert plain == 1.0 and averaged == 0.5
+
+
+def test_jpeg_cost_second_pass_uses_the_copys_own_quantisation(tmp_path):
+    import jpeg_cost
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    first = tmp_path / "first"
+    for split, name in (("train", "cat"), ("test", "dog")):
+        (first / split / name).mkdir(parents=True)
+        for i in range(2):
+            pixels = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(first / split / name / f"{i:04d}.jpg", quality=75)
+    second = tmp_path / "second"
+    assert jpeg_cost.reencode(first, second) == 4
+    assert jpeg_cost.reencode(first, second) == 4  # a rerun finds them done
+    copy, again = Image.open(first / "train/cat/0000.jpg"), Image.open(second / "train/cat/0000.jpg")
+    assert again.quantization == copy.quantization and again.size == (32, 32)
+    assert 0 < jpeg_cost.pixel_change(first, second) < 40  # lossy, but the same pictures
+
+
+def test_weight_averages_track_every_weight_and_score_each_average():
+    import warmup_ema_screen
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2, activation="softmax")])
+    model.compile(optimizer=keras.optimizers.SGD(0.5), loss="sparse_categorical_crossentropy")
+    x = np.array([[1, 0], [0, 1]] * 8, np.float32)
+    y = np.array([0, 1] * 8)
+    averages = warmup_ema_screen.WeightAverages((0.5,), x, y)
+    averages.set_model(model)
+    start = [w.copy() for w in model.get_weights()]
+    averages.on_train_batch_end(0)  # the first batch starts the average
+    model.set_weights([w + 2 for w in start])
+    averages.on_train_batch_end(1)  # 0.5 * start + 0.5 * (start + 2)
+    np.testing.assert_allclose(averages.averages[0.5][0], start[0] + 1, atol=1e-6)
+    averages.on_epoch_end(0)
+    assert set(averages.rows[0]) == {"epoch", "trained", "ema 0.5"}
+    assert all(0 <= averages.rows[0][k] <= 1 for k in ("trained", "ema 0.5"))
+    np.testing.assert_allclose(model.get_weights()[0], start[0] + 2)  # the trained weights are back

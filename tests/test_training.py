@@ -49,6 +49,18 @@ def test_fast_schedule_warms_up_then_decays_to_zero():
     assert values[-1] == pytest.approx(0.0, abs=1e-6)
 
 
+def test_the_fast_warm_up_is_a_fraction_of_all_steps():
+    assert training.FAST_WARMUP == 0.05
+    for total in (1, 19, 20, 21, 59, 60, 1400, 3520, 11730):  # the default keeps every run's old warm-up, total // 20
+        assert make_schedule("fast", 1, total).warmup_steps == total // 20
+    long = make_schedule("fast", 10, 100, peak=0.2, warmup=0.3)  # one-cycle's shape: 300 steps up, 700 down
+    assert long.warmup_steps == 300 and lr(long, 150) == pytest.approx(0.1, rel=1e-3)
+    assert lr(long, 300) == pytest.approx(0.2, rel=1e-3) and lr(long, 1000) == pytest.approx(0.0, abs=1e-6)
+    for bad in (-0.1, 1.0, 1.5):
+        with pytest.raises(ValueError, match="warmup is a fraction of the training steps"):
+            make_schedule("fast", 10, 100, warmup=bad)
+
+
 def test_schedules_round_trip_through_serialization():
     schedule = make_schedule("paper", 4, 10)
     restored = keras.optimizers.schedules.deserialize(keras.optimizers.schedules.serialize(schedule))
@@ -146,7 +158,7 @@ def test_an_unwritable_output_folder_is_reported_before_training(tmp_path, sampl
 
 def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoints(tmp_path, sample, monkeypatch):
     # A schedule that is sane for the first epoch (3 steps) and absurd afterwards.
-    monkeypatch.setattr(training, "make_schedule", lambda name, epochs, spe, peak=None: training.StepDecay(0.01, [spe], [1.0, 1e30]))
+    monkeypatch.setattr(training, "make_schedule", lambda name, epochs, spe, peak=None, warmup=0.05: training.StepDecay(0.01, [spe], [1.0, 1e30]))
     out = tmp_path / "nan"
     with pytest.raises(TrainingDiverged, match="NaN or infinite in epoch 2.*best.keras and last.keras"):
         training.train(small_config(out, epochs=4), sample)
