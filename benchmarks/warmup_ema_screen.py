@@ -4,7 +4,8 @@ of the weights.
 
     python benchmarks/warmup_ema_screen.py --epochs 4 --data folder --data-dir "$CIFAR10_DIR"
 
-ResNet20 v1 with the default recipe (``training.DEFAULT_RECIPE["fast"]``), 45,000 training images,
+ResNet20 v1 with the default recipe (``training.DEFAULT_RECIPE["fast"]``) but for the warm-up (the
+``warmup`` recipe field, ``train --warmup``), 45,000 training images,
 accuracy on the 5,000 held out (``--validation-split 0.1``, the paper's split); the test set is never
 looked at. Each warm-up is one training run. Averaging the weights does not change the training
 steps, so every run also keeps EMAs of all its weights (batch-norm statistics included, as timm's
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -69,12 +71,12 @@ class WeightAverages(keras.callbacks.Callback):
 def screen(warmup: float, epochs: int, data: data_lib.CifarData, seed: int = 0) -> tuple[list[dict], float, int]:
     """Train one run with the given warm-up; return its per-epoch held-out accuracies, s/epoch and
     the number of training images."""
-    config = training.TrainConfig(out="", epochs=epochs, validation_split=0.1, seed=seed)
+    config = training.TrainConfig(out="", epochs=epochs, validation_split=0.1, seed=seed, warmup=warmup)
     x_train, y_train, x_eval, y_eval, _ = training._training_images(data, config)
     mean = data_lib.pixel_mean(x_train)
     keras.utils.set_random_seed(seed)
     steps = math.ceil(len(x_train) / config.batch_size)
-    model, _ = training.compile_model(config, steps, warmup=warmup)
+    model, _ = training.compile_model(config, steps)
     train_ds = data_lib.make_dataset(x_train, y_train, mean, config.batch_size, training=True, seed=seed)
     eval_ds = data_lib.make_dataset(x_eval, y_eval, mean, 500)
     averages = WeightAverages(EMA_MOMENTA, eval_ds, y_eval)
@@ -89,21 +91,29 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", default="auto")
     parser.add_argument("--data-dir")
     parser.add_argument("--warmups", type=float, nargs="*", default=list(WARMUPS))
+    parser.add_argument("--seed", type=int, default=0, help="weights, order and augmentation (as train's --seed)")
     parser.add_argument("--out", help="also write the table to this Markdown file")
     args = parser.parse_args(argv)
     data = data_lib.load_cifar10(args.data, args.data_dir)
+    command = "python benchmarks/warmup_ema_screen.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    if args.data_dir:  # the reader's own data folder, not this machine's
+        command = command.replace(args.data_dir, '"$CIFAR10_DIR"')
     names = ["trained"] + [f"ema {m}" for m in EMA_MOMENTA]
     lines = ["| warm-up | " + " | ".join(names) + " | s/epoch |", "|---" * (len(names) + 2) + "|"]
+    per_epoch = ["", f"Per epoch ({' / '.join(names)}):", "",
+                 "| warm-up | " + " | ".join(f"epoch {e}" for e in range(1, args.epochs + 1)) + " |", "|---" * (args.epochs + 1) + "|"]
     for warmup in args.warmups:
-        rows, seconds, n_train = screen(warmup, args.epochs, data)
+        rows, seconds, n_train = screen(warmup, args.epochs, data, args.seed)
+        per_epoch.append(f"| {warmup:.0%} | " + " | ".join(" / ".join(f"{100 * row[k]:.2f}" for k in names) for row in rows) + " |")
         if len(lines) == 2:
-            lines[:0] = [f"ResNet20 v1, default recipe, {args.epochs} epochs on {n_train:,} training images "
-                         f"({data.describe()}); held-out accuracy ({len(data.x_train) - n_train:,} images) after the last "
-                         f"epoch. {training.hardware_description()['cpu']}, {time.strftime('%Y-%m-%d')}.", ""]
+            lines[:0] = [f"ResNet20 v1, default recipe but for the warm-up, seed {args.seed}, {args.epochs} epochs on {n_train:,} "
+                         f"training images of CIFAR-10 (--data {args.data}); held-out accuracy ({len(data.x_train) - n_train:,} "
+                         f"images) after the last epoch. {training.hardware_description()['cpu']}, {time.strftime('%Y-%m-%d')}.", "",
+                         f"`{command}`", ""]
         lines.append(f"| {warmup:.0%} | " + " | ".join(f"{100 * rows[-1][k]:.2f}%" for k in names) + f" | {seconds:.0f} |")
-        print("\n".join(lines), flush=True)
+        print("\n".join(lines + per_epoch), flush=True)
     if args.out:
-        Path(args.out).write_text("\n".join(lines) + "\n")
+        Path(args.out).write_text("\n".join(lines + per_epoch) + "\n")
 
 
 if __name__ == "__main__":

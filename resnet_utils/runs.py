@@ -90,12 +90,12 @@ def load_runs(results_dir: str | Path) -> dict[str, Run]:
 
 def recipe_of(run: Run) -> dict:
     """The run's schedule and recipe settings (learning rate, weight decay, label smoothing, BN
-    momentum), with the values of the time for runs made before they were recorded."""
-    from resnet_utils.training import LEGACY_IDENTITY, LEGACY_LEARNING_RATE, RECIPE_FIELDS  # training imports this module
+    momentum, warm-up), with the values of the time for runs made before they were recorded."""
+    from resnet_utils.training import RECIPE_FIELDS, legacy_identity  # training imports this module
 
     identity = run.config.get("identity", {})
     schedule = identity.get("schedule", run.metrics.get("schedule", "fast"))
-    legacy = {**LEGACY_IDENTITY, "learning_rate": LEGACY_LEARNING_RATE.get(schedule)}
+    legacy = legacy_identity(schedule)
     recipe = {"schedule": schedule}
     for name in RECIPE_FIELDS:
         recipe[name] = legacy[name] if identity.get(name) is None else identity[name]
@@ -105,16 +105,16 @@ def recipe_of(run: Run) -> dict:
 def recipe_label(run: Run) -> str:
     """``"default"`` (the project's current default recipe), ``"previous default"`` (the ``fast``
     recipe before 2026-11-28's recipe screen), or the schedule and settings in short."""
-    from resnet_utils.training import DEFAULT_RECIPE, LEGACY_IDENTITY, LEGACY_LEARNING_RATE, RECIPE_FIELDS
+    from resnet_utils.training import DEFAULT_RECIPE, RECIPE_FIELDS, legacy_identity
 
     recipe = recipe_of(run)
     schedule = recipe.pop("schedule")
     if recipe == DEFAULT_RECIPE.get(schedule):
         return "default" if schedule == "fast" else f"{schedule} (its default)"
-    previous = {**LEGACY_IDENTITY, "learning_rate": LEGACY_LEARNING_RATE["fast"]}
+    previous = legacy_identity("fast")
     if schedule == "fast" and recipe == {name: previous[name] for name in RECIPE_FIELDS}:
         return "previous default"
-    short = {"learning_rate": "lr", "weight_decay": "wd", "label_smoothing": "ls", "bn_momentum": "bn"}
+    short = {"learning_rate": "lr", "weight_decay": "wd", "label_smoothing": "ls", "bn_momentum": "bn", "warmup": "warm-up"}
     return f"{schedule}: " + ", ".join(f"{short[name]} {value:g}" for name, value in recipe.items())
 
 

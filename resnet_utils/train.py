@@ -43,6 +43,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     run.add_argument("--weight-decay", type=float, help=f"decay d on every convolution kernel, gradient d*w (fast: {defaults['weight_decay']:g}; Keras's L2(1e-4) is 2e-4)")
     run.add_argument("--label-smoothing", type=float, help=f"(fast: {defaults['label_smoothing']:g})")
     run.add_argument("--bn-momentum", type=float, help=f"momentum of BatchNormalization's moving statistics (fast: {defaults['bn_momentum']:g}; Keras's default 0.99)")
+    run.add_argument("--warmup", type=float, help=f"fraction of the steps over which the fast schedule's rate rises to its peak (fast: {defaults['warmup']:g}; 0.3: one-cycle's shape)")
     run.add_argument("--validation-split", type=float, default=0.0,
                      help="hold out this fraction of the training images (same share per class, fixed) and evaluate on it instead of the test set, "
                           "to choose a recipe without looking at the test set; 0.1 is the paper's 45k/5k")
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
             out=args.out, n=n, version=args.version, shortcut=args.shortcut, arch=args.arch, stem=args.stem,
             schedule=args.schedule, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
             learning_rate=args.learning_rate, weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
-            bn_momentum=args.bn_momentum, validation_split=args.validation_split,
+            bn_momentum=args.bn_momentum, warmup=args.warmup, validation_split=args.validation_split,
             data=args.data or os.environ.get(data_lib.SOURCE_ENV) or "auto", data_dir=args.data_dir,
             limit_train=args.limit_train, mixed_precision=args.mixed_precision, xla=args.xla,
             steps_per_execution=args.steps_per_execution, distribute=args.distribute, restart=args.restart,

@@ -46,27 +46,38 @@ ARCHS = ("cifar", "resnet18", "resnet50")
 #: Epochs each schedule was designed for (``paper``: 64k iterations of batch 128 on 50k images).
 DEFAULT_EPOCHS = {"keras": 200, "paper": 164, "fast": 30}
 DEFAULT_BATCH_SIZE = {"keras": 32, "paper": 128, "fast": 128}
+#: The ``fast`` schedule's linear warm-up, as a fraction of all training steps, before the
+#: ``warmup`` recipe field existed (runs recorded without the field used it).
+FAST_WARMUP = 0.05
 #: Each schedule's recipe: ``learning_rate``, the peak (Adam's for ``keras``, SGD's otherwise);
 #: ``weight_decay``, the decay d on every convolution kernel (gradient d*w: Keras's ``L2(1e-4)`` in
 #: the loss is d = 2e-4); ``label_smoothing`` (0: plain cross-entropy); ``bn_momentum`` of the moving
-#: statistics (Keras's default 0.99).
+#: statistics (Keras's default 0.99); ``warmup``, the fraction of the steps over which the ``fast``
+#: schedule's rate rises linearly to its peak (``keras`` and ``paper`` have none).
 DEFAULT_RECIPE = {
-    "keras": {"learning_rate": 1e-3, "weight_decay": 2e-4, "label_smoothing": 0.0, "bn_momentum": 0.99},
-    "paper": {"learning_rate": 0.1, "weight_decay": 2e-4, "label_smoothing": 0.0, "bn_momentum": 0.99},
+    "keras": {"learning_rate": 1e-3, "weight_decay": 2e-4, "label_smoothing": 0.0, "bn_momentum": 0.99, "warmup": 0.0},
+    "paper": {"learning_rate": 0.1, "weight_decay": 2e-4, "label_smoothing": 0.0, "bn_momentum": 0.99, "warmup": 0.0},
     # chosen on held-out training images by benchmarks/recipe_screen.py (benchmarks/RESULTS.md)
-    "fast": {"learning_rate": 0.2, "weight_decay": 5e-4, "label_smoothing": 0.1, "bn_momentum": 0.9},
+    "fast": {"learning_rate": 0.2, "weight_decay": 5e-4, "label_smoothing": 0.1, "bn_momentum": 0.9, "warmup": FAST_WARMUP},
 }
-RECIPE_FIELDS = ("learning_rate", "weight_decay", "label_smoothing", "bn_momentum")
+RECIPE_FIELDS = ("learning_rate", "weight_decay", "label_smoothing", "bn_momentum", "warmup")
 
 #: Training steps per call into the compiled graph on a GPU, where ResNet20's step is so short that
 #: Python's per-step overhead would dominate. On a CPU a step takes ~0.25 s and 1 loses nothing.
 GPU_STEPS_PER_EXECUTION = 16
 #: Fields of config.json that define a run; a folder holding a run that differs in one is refused.
 IDENTITY_FIELDS = ("arch", "n", "version", "shortcut", "stem", "schedule", "epochs", "batch_size", "seed", "data", "limit_train",
-                   "learning_rate", "weight_decay", "label_smoothing", "bn_momentum", "validation_split")
+                   "learning_rate", "weight_decay", "label_smoothing", "bn_momentum", "warmup", "validation_split")
 #: What runs made before the recipe fields existed used, for comparing their folders' identities.
 LEGACY_IDENTITY = {"weight_decay": 2e-4, "label_smoothing": 0.0, "bn_momentum": 0.99, "validation_split": 0.0}
 LEGACY_LEARNING_RATE = {"keras": 1e-3, "paper": 0.1, "fast": 0.1}
+
+
+def legacy_identity(schedule: str | None) -> dict:
+    """The identity fields that a run folder recorded before they existed took, for ``schedule``:
+    the recipe of the time (peak 0.1 for ``fast``), a 5% warm-up for ``fast``, no validation split."""
+    return {**LEGACY_IDENTITY, "learning_rate": LEGACY_LEARNING_RATE.get(schedule),
+            "warmup": FAST_WARMUP if schedule == "fast" else 0.0}
 DISTRIBUTE = ("auto", "mirrored", "none")
 VERBOSITY = ("auto", 0, 1, 2)
 
@@ -106,27 +117,26 @@ class StepDecay(keras.optimizers.schedules.LearningRateSchedule):
         return {"base_lr": self.base_lr, "boundaries": self.boundaries, "factors": self.factors}
 
 
-#: The ``fast`` schedule's linear warm-up, as a fraction of all steps.
-FAST_WARMUP = 0.05
-
-
 def make_schedule(name: str, epochs: int, steps_per_epoch: int, peak: float | None = None,
-                  warmup: float = FAST_WARMUP) -> keras.optimizers.schedules.LearningRateSchedule:
+                  warmup: float | None = None) -> keras.optimizers.schedules.LearningRateSchedule:
     """The learning rate per step for a schedule.
 
     * ``keras``: the Keras example's Adam schedule, 1e-3, times 0.1 after 40% of training (epoch 80
       of 200), 0.01 after 60%, 1e-3 after 80%, 5e-4 after 90%.
     * ``paper``: He et al.'s SGD schedule, 0.1, divided by 10 at 50% and 75% of training
       (iterations 32k and 48k of 64k).
-    * ``fast``: for short budgets, a linear warm-up to the peak (0.2) over the first ``warmup``
-      fraction of steps (5%), then cosine decay to zero (SGD with Nesterov momentum). A warm-up of
-      0.25-0.3 gives the rate the shape of fastai's one-cycle policy (without its momentum cycle).
+    * ``fast``: for short budgets, a linear warm-up to the peak over the first ``warmup`` fraction
+      of the steps, then cosine decay to zero (SGD with Nesterov momentum). A warm-up of 0.25-0.3
+      gives the rate the shape of fastai's one-cycle policy (without its momentum cycle).
 
-    Boundaries scale with ``epochs``, so a shorter run keeps the shape of the schedule. ``peak``
-    replaces the schedule's starting (or, for ``fast``, warmed-up) rate in ``DEFAULT_RECIPE``.
+    Boundaries scale with ``epochs``, so a shorter run keeps the shape of the schedule. ``peak`` and
+    ``warmup`` replace the schedule's values in ``DEFAULT_RECIPE``.
     """
     check_schedule(name)
     peak = DEFAULT_RECIPE[name]["learning_rate"] if peak is None else float(peak)
+    warmup = DEFAULT_RECIPE[name]["warmup"] if warmup is None else warmup
+    if name != "fast" and warmup:
+        raise ValueError(f"The {name} schedule has no warm-up (warmup {warmup!r}); a warm-up belongs to the fast schedule.")
     _check_positive("epochs", epochs)
     _check_positive("steps_per_epoch", steps_per_epoch)
     total = epochs * steps_per_epoch
@@ -145,7 +155,7 @@ def make_schedule(name: str, epochs: int, steps_per_epoch: int, peak: float | No
 
 
 def make_optimizer(name: str, epochs: int, steps_per_epoch: int, learning_rate: float | None = None,
-                   warmup: float = FAST_WARMUP) -> keras.optimizers.Optimizer:
+                   warmup: float | None = None) -> keras.optimizers.Optimizer:
     """Adam for the Keras example's schedule, SGD with momentum 0.9 for ``paper`` and ``fast``."""
     schedule = make_schedule(name, epochs, steps_per_epoch, learning_rate, warmup)
     if name == "keras":
@@ -213,10 +223,11 @@ class TrainConfig:
     schedule: str = "fast"  # the fastest correct recipe measured (benchmarks/RESULTS.md)
     epochs: int | None = None
     batch_size: int | None = None
-    learning_rate: float | None = None  # these four: None takes the schedule's DEFAULT_RECIPE
+    learning_rate: float | None = None  # these five: None takes the schedule's DEFAULT_RECIPE
     weight_decay: float | None = None
     label_smoothing: float | None = None
     bn_momentum: float | None = None
+    warmup: float | None = None  # fraction of the steps (fast schedule only)
     validation_split: float = 0.0  # hold out this fraction of the training images (stratified, fixed) to choose recipes on
     seed: int = 0
     data: str = "auto"  # auto | keras | folder | sample
@@ -241,13 +252,16 @@ class TrainConfig:
         self.epochs = _whole_number("epochs", self.epochs)
         self.batch_size = _whole_number("batch_size", self.batch_size)
         self.seed = _whole_number("seed", self.seed, minimum=0, what="a whole number >= 0")
-        limits = {"learning_rate": (0.0, 10.0), "weight_decay": (0.0, 0.1), "label_smoothing": (0.0, 1.0), "bn_momentum": (0.0, 1.0)}
+        limits = {"learning_rate": (0.0, 10.0), "weight_decay": (0.0, 0.1), "label_smoothing": (0.0, 1.0), "bn_momentum": (0.0, 1.0),
+                  "warmup": (0.0, 1.0)}
         for name, (low, high) in limits.items():
             value = getattr(self, name)
             value = DEFAULT_RECIPE[self.schedule][name] if value is None else value
             if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not low <= value < high:
                 raise ValueError(f"{name} must be a number from {low:g} up to (not including) {high:g}; got {value!r}.")
             setattr(self, name, float(value))
+        if self.warmup and self.schedule != "fast":
+            raise ValueError(f"warmup applies to the fast schedule only; the {self.schedule} schedule has none (got {self.warmup:g}).")
         if isinstance(self.validation_split, bool) or not isinstance(self.validation_split, (int, float)) or not 0 <= self.validation_split < 0.5:
             raise ValueError(f"validation_split must be a fraction from 0 up to 0.5 (0.1 holds out 5,000 of 50,000 images); got {self.validation_split!r}.")
         self.validation_split = float(self.validation_split)
@@ -520,11 +534,10 @@ def apply_recipe(model: keras.Model, config: TrainConfig) -> None:
             layer.momentum = config.bn_momentum
 
 
-def compile_model(config: TrainConfig, steps_per_epoch: int, warmup: float = FAST_WARMUP) -> tuple[keras.Model, dict]:
+def compile_model(config: TrainConfig, steps_per_epoch: int) -> tuple[keras.Model, dict]:
     """The model of ``config``, compiled exactly as ``train`` compiles it (optimizer and schedule,
     loss, accuracy, ``speed_settings``); returns it with those settings. Call it inside a
-    ``tf.distribute`` strategy's scope to spread it over several GPUs. ``warmup`` (the ``fast``
-    schedule's warm-up fraction) is for screening other warm-ups only."""
+    ``tf.distribute`` strategy's scope to spread it over several GPUs."""
     speed = speed_settings(config)
     mixed = speed["precision_policy"] != "float32"
     keras.mixed_precision.set_global_policy(speed["precision_policy"])
@@ -532,7 +545,7 @@ def compile_model(config: TrainConfig, steps_per_epoch: int, warmup: float = FAS
         model = build_model(config, output_dtype="float32" if mixed else None)
         apply_recipe(model, config)
         model.compile(
-            optimizer=make_optimizer(config.schedule, config.epochs, steps_per_epoch, config.learning_rate, warmup),
+            optimizer=make_optimizer(config.schedule, config.epochs, steps_per_epoch, config.learning_rate, config.warmup),
             loss=SmoothedSparseCrossentropy(config.label_smoothing) if config.label_smoothing else "sparse_categorical_crossentropy",
             metrics=["accuracy"],
             jit_compile=speed["xla"],
@@ -591,7 +604,7 @@ def _train_locked(config: TrainConfig, data: data_lib.CifarData | None, out: Pat
     else:
         identity, fingerprint = run_folder.recorded_identity(out, notes)
         if identity is not None:  # runs made before the recipe fields existed used these
-            identity = {**LEGACY_IDENTITY, "learning_rate": LEGACY_LEARNING_RATE.get(identity.get("schedule")), **identity}
+            identity = {**legacy_identity(identity.get("schedule")), **identity}
         run_folder.check_identity(out, identity, config.identity())
         finished = run_folder.read_json(out / run_folder.METRICS)
         if finished and finished.get("status") == "complete":

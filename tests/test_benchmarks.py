@@ -221,23 +221,24 @@ def test_flip_tta_averages_an_image_with_its_mirror():
     assert plain == 1.0 and averaged == 0.5
 
 
-def test_jpeg_cost_second_pass_uses_the_copys_own_quantisation(tmp_path):
+def test_jpeg_cost_fresh_pass_is_lossy_where_a_plain_re_encode_is_not(tmp_path):
     import jpeg_cost
     from PIL import Image
 
-    rng = np.random.default_rng(0)
-    first = tmp_path / "first"
+    first = tmp_path / "copy"
+    yy, xx = np.mgrid[0:32, 0:32]
     for split, name in (("train", "cat"), ("test", "dog")):
         (first / split / name).mkdir(parents=True)
-        for i in range(2):
-            pixels = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
-            Image.fromarray(pixels).save(first / split / name / f"{i:04d}.jpg", quality=75)
-    second = tmp_path / "second"
-    assert jpeg_cost.reencode(first, second) == 4
-    assert jpeg_cost.reencode(first, second) == 4  # a rerun finds them done
-    copy, again = Image.open(first / "train/cat/0000.jpg"), Image.open(second / "train/cat/0000.jpg")
-    assert again.quantization == copy.quantization and again.size == (32, 32)
-    assert 0 < jpeg_cost.pixel_change(first, second) < 40  # lossy, but the same pictures
+        for i in range(2):  # smooth colour gradients, like a photo's
+            smooth = np.stack([128 + 60 * np.sin(xx / 5 + i), 128 + 50 * np.cos(yy / 6), 100 + 40 * np.sin((xx + yy) / 7)], -1)
+            Image.fromarray(smooth.astype(np.uint8)).save(first / split / name / f"{i:04d}.jpg", quality=75)
+    fresh = tmp_path / "fresh"
+    assert jpeg_cost.fresh_pass(first, fresh) == 4
+    assert jpeg_cost.fresh_pass(first, fresh) == 4  # a rerun finds them done
+    out = Image.open(fresh / "train/cat/0000.png")
+    assert out.size == (32, 32) and out.format == "PNG"
+    # the copy's own grid gives almost nothing back; a shifted grid is a real lossy pass
+    assert jpeg_cost.same_grid_change(first) < 0.5 < jpeg_cost.pixel_change(first, fresh) < 20
 
 
 def test_weight_averages_track_every_weight_and_score_each_average():

@@ -68,10 +68,14 @@ def test_runs_table_says_depth_seed_and_recipe_and_seeds_are_summarised(tmp_path
     _fake_run(tmp_path, "r20-seed2", 0.84, seed=2, **default)
     _fake_run(tmp_path, "old", 0.70)  # made before the recipe was recorded
     _fake_run(tmp_path, "v2", 0.75, n=6, version=2, **{**default, "learning_rate": 0.4})
+    before_warmup = {k: v for k, v in default.items() if k != "warmup"}  # recorded before the field existed
+    _fake_run(tmp_path, "no-warmup-field", 0.81, **before_warmup)
+    _fake_run(tmp_path, "long-warmup", 0.83, **{**default, "warmup": 0.3})
     table = runs.runs_table(runs.load_runs(tmp_path))
     assert table.loc["r20-seed2", "seed"] == 2 and table.loc["v2", "depth"] == 56 and table.loc["old", "depth"] == 20
-    assert list(table.loc[["r20", "old", "v2"], "recipe"]) == ["default", "previous default",
-                                                                 "fast: lr 0.4, wd 0.0005, ls 0.1, bn 0.9"]
+    assert list(table.loc[["r20", "old", "v2", "no-warmup-field", "long-warmup"], "recipe"]) == [
+        "default", "previous default", "fast: lr 0.4, wd 0.0005, ls 0.1, bn 0.9, warm-up 0.05", "default",
+        "fast: lr 0.2, wd 0.0005, ls 0.1, bn 0.9, warm-up 0.3"]
     summary = runs.seed_summary(table)
     assert summary.loc["r20", "seeds"] == 3 and summary.loc["old", "seeds"] == 1
     assert summary.loc["r20", "mean_%"] == pytest.approx(82.0) and summary.loc["r20", "std_%"] == pytest.approx(2.0)

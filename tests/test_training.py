@@ -148,6 +148,35 @@ def test_a_folder_holding_another_run_is_refused_unless_restarted(finished_run, 
     assert len(training.read_log(copy / "log.csv")) == 1
 
 
+def test_a_folder_recorded_before_the_warm_up_field_keeps_its_five_percent(finished_run, sample, tmp_path):
+    import shutil
+
+    out, metrics = finished_run
+    old = tmp_path / "old"
+    shutil.copytree(out, old)
+    config = json.loads((old / "config.json").read_text())
+    del config["identity"]["warmup"]  # as the campaign's first runs recorded it
+    (old / "config.json").write_text(json.dumps(config))
+    assert training.train(small_config(old), sample) == metrics  # the same run: found finished
+    with pytest.raises(RunFolderError, match="warmup: folder has 0.05, asked 0.3"):
+        training.train(small_config(old, warmup=0.3), sample)
+
+
+def test_warm_up_is_a_recipe_field_of_the_fast_schedule_only():
+    config = TrainConfig(out="unused", warmup=0.3)
+    assert config.identity()["warmup"] == 0.3 and "--warmup 0.3" in config.command()
+    assert TrainConfig(out="unused").warmup == training.DEFAULT_RECIPE["fast"]["warmup"] == training.FAST_WARMUP
+    assert TrainConfig(out="unused", schedule="paper").warmup == 0.0
+    with pytest.raises(ValueError, match="warmup applies to the fast schedule only"):
+        TrainConfig(out="unused", schedule="paper", warmup=0.1)
+    with pytest.raises(ValueError, match="warmup must be a number from 0 up to"):
+        TrainConfig(out="unused", warmup=1.0)
+    with pytest.raises(ValueError, match="keras schedule has no warm-up"):
+        make_schedule("keras", 10, 10, warmup=0.1)
+    model, _ = training.compile_model(TrainConfig(out="unused", n=1, epochs=10, warmup=0.3), steps_per_epoch=10)
+    assert model.optimizer._learning_rate.warmup_steps == 30  # 30% of 100 steps
+
+
 def test_an_unwritable_output_folder_is_reported_before_training(tmp_path, sample, monkeypatch):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
