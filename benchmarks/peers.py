@@ -652,7 +652,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             f"- date: {started:%Y-%m-%d %H:%M} UTC · {args.images} images timed per variant per round after "
             f"{args.warmup} warm-up steps, {rounds_text}, each variant in a fresh process per round",
             f"- versions: {versions_line(variants, results)}",
-            f"- how it was run: `nice -n 10 {' '.join(shown)}`",
+            f"- how it was run: `{f'nice -n {os.nice(0)} ' if os.nice(0) else ''}{' '.join(shown)}`",
         ]
         if final:
             print("\n".join(header))
