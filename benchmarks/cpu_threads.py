@@ -19,6 +19,10 @@ Part 2, kernels: oneDNN's own timing of every primitive it runs (``ONEDNN_VERBOS
 training steps, with 1 and with 2 intra-op threads, summed by kind (convolution forward, backward
 data, backward weights, batch normalisation forward and backward, ...): which kernels gain from the
 second thread, and how much of the step is spent outside oneDNN (element-wise ops, the update).
+
+Part 3, operations: TensorFlow's profiler (``tf.profiler.experimental``) over a few training steps,
+with 1 and with 2 intra-op threads, its self time summed by operation type: which of the ops outside
+oneDNN (Eigen's element-wise ReLU, ReLU gradient, additions, casts) cost what, and how they scale.
 """
 
 from __future__ import annotations
@@ -101,6 +105,37 @@ def child_verbose(steps: int) -> None:
     print(f"CPU-THREADS-END {1000 * (time.perf_counter() - start) / steps:.2f}", flush=True)
 
 
+def child_profile(steps: int) -> None:
+    """Profile a few default training steps; print TensorFlow's ms per step by operation type."""
+    import glob
+    import tempfile
+
+    import resnet_utils  # noqa: F401
+    import tensorflow as tf
+    from tensorflow.python.profiler.internal import _pywrap_profiler_plugin as profiler_plugin
+
+    from resnet_utils import data, training
+
+    config = training.TrainConfig(out=str(HERE / "unused"), data="sample", distribute="none")
+    x, y = random_data(1024)
+    stream = data.make_dataset(x, y, data.pixel_mean(x), BATCH_SIZE, training=True, seed=0).repeat()
+    model, _ = training.compile_model(config, 8)
+    model.fit(stream, steps_per_epoch=4, epochs=1, verbose=0)
+    with tempfile.TemporaryDirectory() as logdir:
+        tf.profiler.experimental.start(logdir)
+        model.fit(stream, steps_per_epoch=steps, epochs=1, verbose=0)
+        tf.profiler.experimental.stop()
+        trace = sorted(glob.glob(f"{logdir}/**/*.xplane.pb", recursive=True))[-1]
+        table = json.loads(profiler_plugin.xspace_to_tools_data([trace], "framework_op_stats", {})[0])[0]
+    columns = {column["id"]: i for i, column in enumerate(table["cols"])}
+    per_type: dict[str, float] = defaultdict(float)
+    for row in table["rows"]:
+        values = [cell.get("v") for cell in row["c"]]
+        if values[columns["type"]] not in ("IDLE", "Dataset"):
+            per_type[values[columns["type"]]] += values[columns["total_self_time"]] / 1000 / steps
+    print(json.dumps(per_type))
+
+
 def run_child(args: list[str], env: dict) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True,
                           env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **env})
@@ -129,9 +164,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--images", type=int, default=6144, help="timed images per setting and round")
     parser.add_argument("--warmup", type=int, default=8, help="steps before the clock starts")
     parser.add_argument("--verbose-steps", type=int, default=8, help="part 2: steps traced per thread count")
+    parser.add_argument("--parts", default="1,2,3", help="which parts to run, e.g. 2,3")
     parser.add_argument("--markdown", help="also write the tables to this file")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.child == "profile":
+        child_profile(args.verbose_steps)
+        return
     if args.child == "verbose":
         child_verbose(args.verbose_steps)
         return
@@ -142,6 +181,30 @@ def main(argv: list[str] | None = None) -> None:
     import pandas as pd
     import throughput
 
+    parts = {int(part) for part in args.parts.split(",")}
+    sections = []
+    if 1 in parts:
+        sections += ["## Part 1: the default fit under each setting (fresh process each)", "", throughput.markdown_table(settings_table(args)), ""]
+    if 2 in parts:
+        sections += [f"## Part 2: oneDNN's time per primitive ({args.verbose_steps} steps traced)", "",
+                     throughput.markdown_table(kernels_table(args.verbose_steps)), ""]
+    if 3 in parts:
+        sections += [f"## Part 3: TensorFlow's profiler, self time by operation type ({args.verbose_steps} steps)", "",
+                     throughput.markdown_table(operations_table(args.verbose_steps)), ""]
+
+    import tensorflow as tf
+
+    header = (f"# cpu_threads.py: ResNet20 v1, batch {BATCH_SIZE}, {throughput.machine_label()}, TensorFlow {tf.__version__}, "
+              f"{time.strftime('%Y-%m-%d')}" + (f"; {args.rounds} round(s) of {args.images} images per setting" if 1 in parts else ""))
+    text = "\n".join([header, "", *sections])
+    print(text)
+    if args.markdown:
+        Path(args.markdown).write_text(text)
+
+
+def settings_table(args):
+    import pandas as pd
+
     rates: dict[str, list[float]] = {name: [] for name in SETTINGS}
     for _ in range(args.rounds):
         for name, setting in SETTINGS.items():
@@ -151,15 +214,19 @@ def main(argv: list[str] | None = None) -> None:
             if not lines:
                 print(f"{name}: failed: {result.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
     shipped = max(rates[next(iter(SETTINGS))])
-    part1 = pd.DataFrame([{"setting": name, **{f"round {i + 1}": round(v) for i, v in enumerate(values)},
-                           "best img/s": round(max(values)), "x as shipped": round(max(values) / shipped, 2)}
-                          for name, values in rates.items()])
+    return pd.DataFrame([{"setting": name, **{f"round {i + 1}": round(v) for i, v in enumerate(values)},
+                          "best img/s": round(max(values)), "x as shipped": round(max(values) / shipped, 2)}
+                         for name, values in rates.items()])
+
+
+def kernels_table(steps: int):
+    import pandas as pd
 
     kernels, walls = {}, {}
     for threads in (1, 2):
-        result = run_child(["--child", "verbose", "--verbose-steps", str(args.verbose_steps)],
+        result = run_child(["--child", "verbose", "--verbose-steps", str(steps)],
                            {"ONEDNN_VERBOSE": "1", "TF_NUM_INTRAOP_THREADS": str(threads)})
-        kernels[threads], walls[threads] = primitive_times(result.stdout, args.verbose_steps)
+        kernels[threads], walls[threads] = primitive_times(result.stdout, steps)
     kinds = sorted(set(kernels[1]) | set(kernels[2]), key=lambda k: -kernels[1].get(k, 0))
     rows = [{"oneDNN primitive": kind, "ms/step, 1 thread": kernels[1].get(kind, 0), "ms/step, 2 threads": kernels[2].get(kind, 0)}
             for kind in kinds if kernels[1].get(kind, 0) + kernels[2].get(kind, 0) >= 0.5]
@@ -168,20 +235,30 @@ def main(argv: list[str] | None = None) -> None:
     rows.append({"oneDNN primitive": "outside oneDNN (step wall time minus the above)",
                  "ms/step, 1 thread": walls[1] - inside[1], "ms/step, 2 threads": walls[2] - inside[2]})
     rows.append({"oneDNN primitive": "whole training step (wall time, verbose tracing on)", "ms/step, 1 thread": walls[1], "ms/step, 2 threads": walls[2]})
-    part2 = pd.DataFrame(rows)
-    part2["speed-up"] = (part2["ms/step, 1 thread"] / part2["ms/step, 2 threads"]).round(2)
-    part2 = part2.round(1)
+    table = pd.DataFrame(rows)
+    table["speed-up"] = (table["ms/step, 1 thread"] / table["ms/step, 2 threads"]).round(2)
+    return table.round(1)
 
-    import tensorflow as tf
 
-    header = (f"# cpu_threads.py: ResNet20 v1, batch {BATCH_SIZE}, {throughput.machine_label()}, TensorFlow {tf.__version__}, "
-              f"{time.strftime('%Y-%m-%d')}; {args.rounds} round(s) of {args.images} images per setting")
-    text = "\n".join([header, "", "## Part 1: the default fit under each setting (fresh process each)", "",
-                      throughput.markdown_table(part1), "", f"## Part 2: oneDNN's time per primitive ({args.verbose_steps} steps traced)", "",
-                      throughput.markdown_table(part2), ""])
-    print(text)
-    if args.markdown:
-        Path(args.markdown).write_text(text)
+def operations_table(steps: int):
+    import pandas as pd
+
+    per_type = {}
+    for threads in (1, 2):
+        result = run_child(["--child", "profile", "--verbose-steps", str(steps)], {"TF_NUM_INTRAOP_THREADS": str(threads)})
+        lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
+        per_type[threads] = json.loads(lines[-1]) if lines else {}
+    kinds = sorted(set(per_type[1]) | set(per_type[2]), key=lambda k: -per_type[1].get(k, 0))
+    rows = [{"operation type": kind, "oneDNN": "yes" if "Mkl" in kind else "no",
+             "ms/step, 1 thread": per_type[1].get(kind, 0), "ms/step, 2 threads": per_type[2].get(kind, 0)}
+            for kind in kinds if per_type[1].get(kind, 0) >= 0.5]
+    for label, keep in (("all oneDNN (_Mkl*) operations", lambda k: "Mkl" in k), ("all other operations", lambda k: "Mkl" not in k),
+                        ("all operations", lambda k: True)):
+        rows.append({"operation type": label, "oneDNN": "",
+                     **{f"ms/step, {t} thread{'s' if t > 1 else ''}": sum(v for k, v in per_type[t].items() if keep(k)) for t in (1, 2)}})
+    table = pd.DataFrame(rows)
+    table["speed-up"] = (table["ms/step, 1 thread"] / table["ms/step, 2 threads"]).round(2)
+    return table.round(1)
 
 
 if __name__ == "__main__":

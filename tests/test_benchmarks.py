@@ -259,3 +259,22 @@ def test_weight_averages_track_every_weight_and_score_each_average():
     assert set(averages.rows[0]) == {"epoch", "trained", "ema 0.5"}
     assert all(0 <= averages.rows[0][k] <= 1 for k in ("trained", "ema 0.5"))
     np.testing.assert_allclose(model.get_weights()[0], start[0] + 2)  # the trained weights are back
+
+
+def test_cpu_threads_sums_onednn_time_per_primitive_kind_and_step():
+    import cpu_threads
+
+    line = "onednn_verbose,v1,primitive,exec,cpu,{kind},impl,{prop},src:bf16,,,mb128,{ms}"
+    stdout = "\n".join([
+        line.format(kind="convolution", prop="forward_training", ms=9.0),   # before the marker: warm-up, not counted
+        "CPU-THREADS-START",
+        line.format(kind="convolution", prop="forward_training", ms=3.0),
+        line.format(kind="convolution", prop="backward_weights", ms=5.0),
+        line.format(kind="convolution", prop="forward_training", ms=1.0),
+        line.format(kind="reorder", prop="undef", ms=0.5),
+        "onednn_verbose,v1,primitive,create:cache_miss,cpu,convolution,impl,forward_training,,,,,7.0",   # creation, not execution
+        "CPU-THREADS-END 12.50",
+    ])
+    per_kind, step_ms = cpu_threads.primitive_times(stdout, steps=2)
+    assert per_kind == {"convolution forward_training": 2.0, "convolution backward_weights": 2.5, "reorder": 0.25}
+    assert step_ms == 12.5
