@@ -57,6 +57,20 @@ def random_data(count: int):
     return rng.integers(0, 256, (count, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, (count,), dtype=np.int64)
 
 
+def default_model_and_stream(config, images: int = 1024, warm_up_steps: int = 0):
+    """The default path's compiled model (under ``config``'s strategy) and its endless training stream
+    of ``images`` random images; ``warm_up_steps`` steps are trained first (tracing, the pipeline's start)."""
+    from resnet_utils import data, training
+
+    x, y = random_data(images)
+    stream = data.make_dataset(x, y, data.pixel_mean(x), BATCH_SIZE, training=True, seed=0).repeat()
+    with training.make_strategy(config).scope():
+        model, _ = training.compile_model(config, 8)
+    if warm_up_steps:
+        model.fit(stream, steps_per_epoch=warm_up_steps, epochs=1, verbose=0)
+    return model, stream
+
+
 def child_fit(setting: dict, images: int, warmup: int) -> None:
     """Print the default ``fit``'s img/s under ``setting`` (this process's only measurement)."""
     import resnet_utils  # noqa: F401  (sets the inter-op default before TensorFlow starts)
@@ -70,14 +84,11 @@ def child_fit(setting: dict, images: int, warmup: int) -> None:
         tf.config.threading.set_intra_op_parallelism_threads(setting["intra"])
     if "inter" in setting:
         tf.config.threading.set_inter_op_parallelism_threads(setting["inter"])
-    from resnet_utils import data, training
+    from resnet_utils import training
 
     config = training.TrainConfig(out=str(HERE / "unused"), data="sample", xla=setting.get("xla", "auto"),
                                   distribute="mirrored" if setting.get("replicas", 1) > 1 else "none")
-    x, y = random_data(max(images, 1024))
-    stream = data.make_dataset(x, y, data.pixel_mean(x), BATCH_SIZE, training=True, seed=0).repeat()
-    with training.make_strategy(config).scope():
-        model, _ = training.compile_model(config, 8)
+    model, stream = default_model_and_stream(config, max(images, 1024))
     ends: list[float] = []
 
     class Clock(keras.callbacks.Callback):
@@ -92,13 +103,10 @@ def child_fit(setting: dict, images: int, warmup: int) -> None:
 def child_verbose(steps: int) -> None:
     """A few default training steps, bracketed by markers for ``ONEDNN_VERBOSE``'s lines."""
     import resnet_utils  # noqa: F401
-    from resnet_utils import data, training
+    from resnet_utils import training
 
     config = training.TrainConfig(out=str(HERE / "unused"), data="sample", distribute="none")
-    x, y = random_data(1024)
-    stream = data.make_dataset(x, y, data.pixel_mean(x), BATCH_SIZE, training=True, seed=0).repeat()
-    model, _ = training.compile_model(config, 8)
-    model.fit(stream, steps_per_epoch=4, epochs=1, verbose=0)
+    model, stream = default_model_and_stream(config, warm_up_steps=4)
     print("CPU-THREADS-START", flush=True)
     start = time.perf_counter()
     model.fit(stream, steps_per_epoch=steps, epochs=1, verbose=0)
@@ -114,13 +122,10 @@ def child_profile(steps: int) -> None:
     import tensorflow as tf
     from tensorflow.python.profiler.internal import _pywrap_profiler_plugin as profiler_plugin
 
-    from resnet_utils import data, training
+    from resnet_utils import training
 
     config = training.TrainConfig(out=str(HERE / "unused"), data="sample", distribute="none")
-    x, y = random_data(1024)
-    stream = data.make_dataset(x, y, data.pixel_mean(x), BATCH_SIZE, training=True, seed=0).repeat()
-    model, _ = training.compile_model(config, 8)
-    model.fit(stream, steps_per_epoch=4, epochs=1, verbose=0)
+    model, stream = default_model_and_stream(config, warm_up_steps=4)
     with tempfile.TemporaryDirectory() as logdir:
         tf.profiler.experimental.start(logdir)
         model.fit(stream, steps_per_epoch=steps, epochs=1, verbose=0)
