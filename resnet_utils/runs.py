@@ -162,6 +162,7 @@ def runs_table(runs: dict[str, Run]) -> pd.DataFrame:
             "shortcut": identity.get("shortcut") if identity.get("arch", "cifar") == "cifar" else None,
             "stem": identity.get("stem") if identity.get("arch", "cifar") != "cifar" else None,
             "seed": identity.get("seed", 0),
+            "train_images": m.get("train_images", identity.get("limit_train")),
             "recipe": recipe_label(run),
             "seconds_per_epoch": m.get("seconds_per_epoch"),
             "group": seed_group(name),
@@ -303,16 +304,18 @@ def load_trained(name: str, results_dir: str | Path | None = None) -> TrainedMod
 
 def results_markdown(runs: dict[str, Run]) -> str:
     """A Markdown table of the finished run folders, for a README: each with its model, recipe,
-    epochs, seed, the final epoch's test accuracy, training minutes, machine and date. Generated, so
-    that no number in it is copied by hand (``python results/campaign.py --write-tables``)."""
+    epochs, seed, training images, the final epoch's test accuracy, training minutes, machine and
+    date. Generated, so that no number in it is copied by hand (``python results/campaign.py
+    --write-tables``)."""
     table = runs_table({name: run for name, run in runs.items() if run.finished})
-    lines = ["| run | model | recipe | epochs | seed | test accuracy, final epoch | minutes | machine | date |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| run | model | recipe | epochs | seed | training images | test accuracy, final epoch | minutes | machine | date |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     if table.empty:
         return "\n".join(lines) + "\n"
     for name, row in table.sort_values(["model", "epochs", "seed"], kind="stable").iterrows():
         machine = re.sub(r"\(R\)| Processor| CPU @ [\d.]+GHz", "", row["hardware"]) if isinstance(row["hardware"], str) else ""
         minutes = f"{row['train_minutes']:g}" if pd.notna(row["train_minutes"]) else ""
-        lines.append(f"| `{name}` | {row['model']} | {row['recipe']} | {row['epochs']} | {row['seed']} | "
+        images = f"{int(row['train_images']):,}" if pd.notna(row["train_images"]) else ""
+        lines.append(f"| `{name}` | {row['model']} | {row['recipe']} | {row['epochs']} | {row['seed']} | {images} | "
                      f"{100 * row['test_accuracy']:.2f}% | {minutes} | {machine} | {row['date'] or ''} |")
     return "\n".join(lines) + "\n"

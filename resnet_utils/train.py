@@ -65,7 +65,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     source.add_argument("--data", help=f"one of {', '.join(data_lib.SOURCES)}; default: ${data_lib.SOURCE_ENV} if set, else auto")
     source.add_argument("--data-dir", help=f"local CIFAR-10 copy (or set {data_lib.DATA_DIR_ENV})")
     source.add_argument("--note", default="", help="free text stored in config.json (e.g. where the data came from)")
-    source.add_argument("--limit-train", type=int, help="train on N randomly chosen (seeded) training images only (smoke runs)")
+    source.add_argument("--limit-train", type=int, help="train on N randomly chosen (seeded) training images only: smoke runs, or a subset for nets too costly for the full set")
     return parser.parse_args(argv)
 
 

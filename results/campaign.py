@@ -62,12 +62,17 @@ DEPTH = "depth, plain against residual (notebooks 07, 08)"
 VERSION = "v1 against v2 (notebook 03)"
 STEMS = "ResNet20 against ResNet50 (notebook 04)"
 SEED = "seeds: the spread of the headline comparisons (notebooks 04, 08)"
+SUBSET = "the CIFAR stem against the ImageNet stem, on a 10,000-image subset (notebook 04)"
+TIME = "time to 85% and 88%: the default against the Keras example's recipe (README, benchmarks/RESULTS.md)"
+SUBSET_IMAGES = 10_000
 
 #: In the order they run: first what answers a question at all, then what deepens it. On one CPU
 #: core (Intel Xeon, 2026-11-28, shared with other work) an epoch took 2-3 min for ResNet20 and
-#: plain-20, 4-4.5 for ResNet56, plain-56 and ResNet18 with the ImageNet stem, and should take about
-#: 18 for ResNet50 with it (45 img/s measured in notebook 04: its tiny late feature maps use the CPU
-#: poorly): the CPU part is about 20 core-hours, 10 hours on two cores, 9 of them ResNet50's seeds.
+#: plain-20, 4-4.5 for ResNet56, plain-56 and ResNet18 with the ImageNet stem, and 18-21 for ResNet50
+#: with it (its tiny late feature maps use the CPU poorly): about 20 core-hours up to plain-44, 10 of
+#: them ResNet50's three seeds. The subset runs should take about 4 core-hours (an estimate from
+#: notebook 04's throughputs; half of it the CIFAR-stem ResNet50), the Keras-recipe run about 1.5 hours
+#: on both cores.
 PLAN: tuple[Planned, ...] = (
     _cpu("resnet20v1-10ep", DEPTH, "--depth", "20"),
     _cpu("resnet56v1-10ep", DEPTH, "--depth", "56"),
@@ -83,6 +88,20 @@ PLAN: tuple[Planned, ...] = (
     *(_cpu("resnet50-imagenet-stem-10ep", SEED, "--arch", "resnet50", "--stem", "imagenet", seed=s) for s in SEEDS[1:]),
     _cpu("plain32-10ep", DEPTH, "--depth", "32", "--shortcut", "none"),
     _cpu("plain44-10ep", DEPTH, "--depth", "44", "--shortcut", "none"),
+    # Without a GPU, the CIFAR-stem ImageNet nets (0.56 and 1.3 GMACs per image) train on a subset:
+    # the same 10,000 random training images (seed 0) for every model, 10 epochs, the full test set.
+    *(_cpu(name, SUBSET, *args, "--limit-train", str(SUBSET_IMAGES)) for name, args in (
+        ("resnet20v1-10k-10ep", ("--depth", "20")),
+        ("resnet18-imagenet-stem-10k-10ep", ("--arch", "resnet18", "--stem", "imagenet")),
+        ("resnet18-cifar-stem-10k-10ep", ("--arch", "resnet18", "--stem", "cifar")),
+        ("resnet56v1-10k-10ep", ("--depth", "56")),
+        ("resnet50-imagenet-stem-10k-10ep", ("--arch", "resnet50", "--stem", "imagenet")),
+        ("resnet50-cifar-stem-10k-10ep", ("--arch", "resnet50", "--stem", "cifar")),
+    )),
+    # The Keras example's recipe (Adam at 1e-3, batch 32, no label smoothing) with its step schedule laid
+    # over 30 epochs, beside the default's 30-epoch run: epochs and minutes to 85% and 88%. Run it
+    # alone on both cores, as resnet20v1-default-30ep was, so that the minutes compare.
+    Planned("resnet20v1-keras-recipe-30ep", ("--depth", "20", "--schedule", "keras", "--epochs", "30"), "cpu", TIME),
     _cpu("resnet110v1-10ep", VERSION, "--depth", "110"),
     _cpu("resnet110v2-10ep", VERSION, "--depth", "110", "--version", "2"),
     # The GPU part (about 10 minutes on one large GPU): the CIFAR-stem ImageNet nets, too costly for

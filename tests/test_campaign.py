@@ -34,6 +34,16 @@ def test_every_planned_run_is_a_valid_train_command_with_a_name_that_says_what_i
         assert must in cpu
 
 
+def test_without_a_gpu_the_cifar_stem_nets_train_beside_the_others_on_one_subset():
+    """The issue's fallback: the CIFAR-stem ResNet18/50 on a subset, beside the same subset's ResNet20,
+    ResNet56 and ImageNet-stem nets, all on the same images (one size, one seed) and epochs."""
+    subset = [train.parse_args([*p.args, "--out", "x"]) for p in campaign.PLAN if "--limit-train" in p.args]
+    assert {(a.arch, a.stem if a.arch != "cifar" else a.depth) for a in subset} == {
+        ("cifar", 20), ("cifar", 56), ("resnet18", "imagenet"), ("resnet18", "cifar"), ("resnet50", "imagenet"), ("resnet50", "cifar")}
+    assert {(a.limit_train, a.seed, a.epochs, a.schedule) for a in subset} == {(campaign.SUBSET_IMAGES, 0, campaign.CPU_EPOCHS, "fast")}
+    assert all(p.part == "cpu" and "-10k-" in p.name for p in campaign.PLAN if "--limit-train" in p.args)
+
+
 def test_status_reads_the_run_folder(tmp_path):
     folder = tmp_path / "run"
     assert campaign.status(folder) == "to do"
@@ -86,4 +96,5 @@ def test_the_readme_tables_are_the_run_folders():
     for folder in campaign.RESULTS.glob("*/metrics.json"):
         metrics = json.loads(folder.read_text())
         if metrics.get("status") == "complete" and (folder.parent / "config.json").exists():
-            assert f"| `{folder.parent.name}` |" in table and f"{100 * metrics['test_accuracy_last']:.2f}%" in table
+            row = next(line for line in table.splitlines() if line.startswith(f"| `{folder.parent.name}` |"))
+            assert f"| {100 * metrics['test_accuracy_last']:.2f}% |" in row and f"| {metrics['train_images']:,} |" in row
