@@ -162,7 +162,7 @@ def runs_table(runs: dict[str, Run]) -> pd.DataFrame:
             "shortcut": identity.get("shortcut") if identity.get("arch", "cifar") == "cifar" else None,
             "stem": identity.get("stem") if identity.get("arch", "cifar") != "cifar" else None,
             "seed": identity.get("seed", 0),
-            "train_images": m.get("train_images", identity.get("limit_train")),
+            "train_images": m.get("train_images", c.get("train_images")),
             "recipe": recipe_label(run),
             "seconds_per_epoch": m.get("seconds_per_epoch"),
             "group": seed_group(name),

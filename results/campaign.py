@@ -49,6 +49,10 @@ class Planned:
         folder = (out_dir / self.name).resolve()
         if folder.is_relative_to(RESULTS.parent):  # run from the repository root: the command it records stays portable
             folder = folder.relative_to(RESULTS.parent)
+        if "--limit-train" in self.args and "--note" in data_args:  # the note names the data; say that this run uses part of it
+            data_args = list(data_args)
+            subset = int(self.args[self.args.index("--limit-train") + 1])
+            data_args[data_args.index("--note") + 1] += f"; trained on {subset:,} of its training images, chosen at random (--limit-train)"
         return [sys.executable, "-m", "resnet_utils.train", *self.args, *data_args, "--verbose", "2",
                 "--out", str(folder)]
 
