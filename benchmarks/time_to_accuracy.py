@@ -13,7 +13,16 @@ run folder under ``--out`` (a finished one is skipped when the command is run ag
   the precision ``auto`` picks on this machine);
 * ``default-float32``: the same in float32, to show what mixed precision does to accuracy.
 
-Prints (and writes to ``--out``/summary.md) test accuracy, training wall time and images/s.
+Prints (and writes to ``--out``/summary.md) test accuracy, training wall time and images/s, and the
+epochs and minutes each run took to reach 85% and 88% test accuracy. To compare finished runs of any
+length (the default's 15- and 30-epoch runs, the campaign's Keras-recipe run) without training
+anything, give no recipe and list their folders::
+
+    python benchmarks/time_to_accuracy.py --recipes --out results/time-to-accuracy-runs \\
+        --also results/resnet20v1-default-15ep results/resnet20v1-default-30ep results/resnet20v1-keras-recipe-30ep
+
+Minutes compare only between runs on the same machine and cores (the ``machine`` column); epochs do
+not depend on either.
 """
 
 from __future__ import annotations
@@ -35,7 +44,7 @@ import classic_recipe  # noqa: E402
 from throughput import machine_label, markdown_table  # noqa: E402
 from resnet_utils import data as data_lib  # noqa: E402
 from resnet_utils import models, training  # noqa: E402
-from resnet_utils.runs import read_log  # noqa: E402
+from resnet_utils.runs import device_label, read_log  # noqa: E402
 
 RECIPES = ("classic", "default", "default-float32")
 
@@ -97,8 +106,15 @@ def minutes_to(log: list[dict], accuracy: float) -> float | None:
     return None
 
 
+def epochs_to(log: list[dict], accuracy: float) -> int | None:
+    """How many epochs it took until the test accuracy first reached ``accuracy``; ``None`` if it
+    never did. Unlike minutes, this does not depend on the machine or on how busy it was."""
+    return next((index + 1 for index, row in enumerate(log) if row["val_accuracy"] >= accuracy), None)
+
+
 def summary(folders: dict[str, Path]) -> pd.DataFrame:
-    """One row per finished run folder: recipe, final test accuracy, time, time to 85% and 88%."""
+    """One row per finished run folder: recipe, final test accuracy, time, the machine, and epochs
+    and minutes to 85% and 88%."""
     rows = []
     for recipe, folder in folders.items():
         path = folder / "metrics.json"
@@ -112,18 +128,27 @@ def summary(folders: dict[str, Path]) -> pd.DataFrame:
             "recipe": recipe, "schedule": m["schedule"], "batch": m["batch_size"], "precision": precision,
             "epochs": m["epochs_completed"], "test accuracy (last epoch)": f"{100 * m['test_accuracy_last']:.2f}%",
             "train minutes": round(m["train_seconds"] / 60, 1), "train img/s": m["train_images_per_second"],
+            "machine": device_label(m.get("hardware", {})),
         }
         for threshold in THRESHOLDS:
             reached = minutes_to(log, threshold)
+            row[f"epochs to {threshold:.0%}"] = epochs_to(log, threshold) if reached is not None else "-"
             row[f"minutes to {threshold:.0%}"] = reached if reached is not None else f"not reached in {m['epochs_completed']} epochs"
         rows.append(row)
     return pd.DataFrame(rows)
 
 
+def _label(folder: Path) -> str:
+    """A run folder's name in the summary; a folder of this script's own (``classic``, ``default``)
+    keeps its parent's name, which says the budget (``time-to-accuracy-4ep/classic``)."""
+    return f"{folder.parent.name}/{folder.name}" if folder.name in RECIPES else folder.name
+
+
 def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=4)
-    parser.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=RECIPES)
+    parser.add_argument("--recipes", nargs="*", default=list(RECIPES), choices=RECIPES,
+                        help="recipes to train (default all); none (--recipes with no name) only summarises --also")
     parser.add_argument("--out", required=True)
     parser.add_argument("--data", default="auto", choices=data_lib.SOURCES)
     parser.add_argument("--data-dir")
@@ -133,7 +158,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     args = parser.parse_args(argv)
 
     out = Path(args.out)
-    dataset = data_lib.load_cifar10(args.data, args.data_dir)
+    dataset = data_lib.load_cifar10(args.data, args.data_dir) if args.recipes else None
     for recipe in args.recipes:
         folder = out / recipe
         metrics_path = folder / "metrics.json"
@@ -149,8 +174,12 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
                           "off" if recipe == "default-float32" else "auto", args.data, args.data_dir)
         print(f"--- {recipe}: done in {time.perf_counter() - started:.0f} s", flush=True)
 
-    table = summary({**{recipe: out / recipe for recipe in args.recipes}, **{Path(f).name: Path(f) for f in args.also}})
-    header = f"ResNet20 v1, {args.epochs} epochs, {dataset.describe()}; {machine_label()}; {dt.date.today()}"
+    table = summary({**{recipe: out / recipe for recipe in args.recipes}, **{_label(Path(f)): Path(f) for f in args.also}})
+    if args.recipes:
+        header = f"ResNet20 v1, {args.epochs} epochs, {dataset.describe()}; {machine_label()}; {dt.date.today()}"
+    else:  # a summary of finished run folders: each row names its own machine, its data is in its metrics.json
+        header = f"ResNet20 v1, finished run folders summarised on {dt.date.today()} (each row: its own epochs and machine)"
+    out.mkdir(parents=True, exist_ok=True)
     print(header)
     print(table.to_string(index=False))
     (out / "summary.md").write_text(f"{header}\n\n{markdown_table(table)}\n")

@@ -107,7 +107,11 @@ def test_time_to_accuracy_writes_comparable_run_folders(tmp_path):
     assert len(training.read_log(out / "classic" / "log.csv")) == 1
     assert (out / "default" / "best.keras").exists()
     assert "| recipe |" in (out / "summary.md").read_text()
-    assert {"minutes to 85%", "minutes to 88%"} <= set(table.columns)
+    assert {"minutes to 85%", "minutes to 88%", "epochs to 85%", "machine"} <= set(table.columns)
+    # without a recipe it trains nothing and summarises the folders it is given
+    summary = time_to_accuracy.main(["--recipes", "--out", str(tmp_path / "summary"), "--also", str(out / "default")])
+    assert list(summary["recipe"]) == ["tta/default"] and summary["epochs"].tolist() == [1]
+    assert "finished run folders" in (tmp_path / "summary" / "summary.md").read_text()
 
 
 def test_minutes_to_counts_wall_time_until_the_first_epoch_that_reaches_it():
@@ -116,6 +120,8 @@ def test_minutes_to_counts_wall_time_until_the_first_epoch_that_reaches_it():
     assert time_to_accuracy.minutes_to(log, 0.85) == 2.0
     assert time_to_accuracy.minutes_to(log, 0.80) == 1.0
     assert time_to_accuracy.minutes_to(log, 0.88) is None
+    assert time_to_accuracy.epochs_to(log, 0.85) == 2 and time_to_accuracy.epochs_to(log, 0.80) == 1
+    assert time_to_accuracy.epochs_to(log, 0.88) is None
 
 
 def test_peers_augmentation_pads_crops_flips_and_subtracts_the_mean():
