@@ -127,6 +127,12 @@ def device_label(hardware: dict) -> str:
     return ", ".join(hardware.get("gpus", [])) or f"{hardware.get('cpu', '?')} ({cores} cores)"
 
 
+def short_machine(label: str) -> str:
+    """A ``device_label`` without trademarks and clock: ``"Intel(R) Xeon(R) Processor (2 cores)"``
+    becomes ``"Intel Xeon (2 cores)"``."""
+    return re.sub(r"\(R\)| Processor| CPU @ [\d.]+GHz", "", label)
+
+
 def seed_group(name: str) -> str:
     """A run's name without its ``-seedN`` suffix: the runs that differ only in their seed share it."""
     return re.sub(r"-seed\d+$", "", name)
@@ -313,7 +319,7 @@ def results_markdown(runs: dict[str, Run]) -> str:
     if table.empty:
         return "\n".join(lines) + "\n"
     for name, row in table.sort_values(["model", "epochs", "seed"], kind="stable").iterrows():
-        machine = re.sub(r"\(R\)| Processor| CPU @ [\d.]+GHz", "", row["hardware"]) if isinstance(row["hardware"], str) else ""
+        machine = short_machine(row["hardware"]) if isinstance(row["hardware"], str) else ""
         minutes = f"{row['train_minutes']:g}" if pd.notna(row["train_minutes"]) else ""
         images = f"{int(row['train_images']):,}" if pd.notna(row["train_images"]) else ""
         lines.append(f"| `{name}` | {row['model']} | {row['recipe']} | {row['epochs']} | {row['seed']} | {images} | "

@@ -80,3 +80,8 @@ def test_runs_table_says_depth_seed_and_recipe_and_seeds_are_summarised(tmp_path
     assert summary.loc["r20", "seeds"] == 3 and summary.loc["old", "seeds"] == 1
     assert summary.loc["r20", "mean_%"] == pytest.approx(82.0) and summary.loc["r20", "std_%"] == pytest.approx(2.0)
     assert (summary.loc["r20", "min_%"], summary.loc["r20", "max_%"]) == (80.0, 84.0)
+
+
+def test_short_machine_drops_trademarks_and_clock_but_keeps_the_cores():
+    assert runs.short_machine("Intel(R) Xeon(R) Processor (1 of 2 cores)") == "Intel Xeon (1 of 2 cores)"
+    assert runs.short_machine("Intel(R) Core(TM) i7 CPU @ 2.60GHz (8 cores)") == "Intel Core(TM) i7 (8 cores)"
