@@ -103,3 +103,5 @@ def test_explorer_follows_n_and_version_and_shows_a_picture(monkeypatch):
     widget.children[0].value = 5  # the slider
     widget.children[1].value = 2  # the version buttons; v2 has projection shortcuts only
     assert calls == [(3, 1, "projection", "conv3_block1"), (5, 1, "projection", "conv3_block1"), (5, 2, "projection", "conv3_block1")]
+    calls.clear()
+    assert explore.explorer(4, 2, live=False) is None and calls == [(4, 2, "projection")]  # no widgets, the start only
