@@ -143,13 +143,20 @@ def status(folder: Path) -> str:
     return "to do"
 
 
+def _matches(name: str, planned: Planned) -> bool:
+    """``--only NAME``: the run of exactly that name if there is one, else every run whose name
+    contains NAME (``10k``: all subset runs)."""
+    exact = any(p.name == name for p in PLAN)
+    return planned.name == name if exact else name in planned.name
+
+
 def select(part: str, only: list[str] | None) -> list[Planned]:
     chosen = [p for p in PLAN if part in ("all", p.part)]
     if only:
-        unknown = [name for name in only if not any(name in p.name for p in PLAN)]
+        unknown = [name for name in only if not any(_matches(name, p) for p in PLAN)]
         if unknown:
             raise SystemExit(f"error: no planned run matches {', '.join(unknown)}; see --list")
-        chosen = [p for p in chosen if any(name in p.name for name in only)]
+        chosen = [p for p in chosen if any(_matches(name, p) for name in only)]
     return chosen
 
 
@@ -218,7 +225,7 @@ def run_one(planned: Planned, command: list[str], folder: Path, deadline: float 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python results/campaign.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--part", default="cpu", choices=("cpu", "gpu", "all"), help="which runs (default cpu)")
-    parser.add_argument("--only", nargs="+", metavar="NAME", help="only the runs whose names contain one of these")
+    parser.add_argument("--only", nargs="+", metavar="NAME", help="only these runs: a run's full name, or part of names (10k: the subset runs)")
     parser.add_argument("--data-dir", default=os.environ.get("CIFAR10_DIR"),
                         help="local CIFAR-10 copy (default $CIFAR10_DIR; without either, Keras downloads it)")
     parser.add_argument("--data", help="a data source of train's --data (default: folder with --data-dir, else cifar10)")

@@ -71,6 +71,11 @@ def test_a_missing_data_folder_is_refused_with_what_to_do(tmp_path):
         campaign.select("cpu", ["resnet999"])
 
 
+def test_only_takes_a_full_name_exactly_and_a_part_of_names_as_a_filter():
+    assert [p.name for p in campaign.select("cpu", ["resnet50-imagenet-stem-10ep"])] == ["resnet50-imagenet-stem-10ep"]
+    assert len(campaign.select("cpu", ["10k"])) == 6 and all("-10k-" in p.name for p in campaign.select("cpu", ["10k"]))
+
+
 def test_the_campaign_runs_skips_what_is_done_and_stops_on_time(tmp_path, monkeypatch, capsys):
     tiny = campaign.Planned("tiny", ("--n", "1", "--epochs", "1", "--batch-size", "32", "--limit-train", "64"), "cpu", "a test")
     monkeypatch.setattr(campaign, "PLAN", (tiny,))
