@@ -95,21 +95,17 @@ def train_default(out: Path, dataset: data_lib.CifarData, epochs: int, seed: int
 THRESHOLDS = (0.85, 0.88)
 
 
-def minutes_to(log: list[dict], accuracy: float) -> float | None:
-    """Training wall time (minutes, per-epoch test passes included) until the end of the first epoch
-    whose test accuracy reached ``accuracy``; ``None`` if no epoch did."""
-    elapsed = 0.0
-    for row in log:
-        elapsed += row.get("epoch_time_s", 0.0)
-        if row["val_accuracy"] >= accuracy:
-            return round(elapsed / 60, 1)
-    return None
-
-
 def epochs_to(log: list[dict], accuracy: float) -> int | None:
     """How many epochs it took until the test accuracy first reached ``accuracy``; ``None`` if it
     never did. Unlike minutes, this does not depend on the machine or on how busy it was."""
     return next((index + 1 for index, row in enumerate(log) if row["val_accuracy"] >= accuracy), None)
+
+
+def minutes_to(log: list[dict], accuracy: float) -> float | None:
+    """Training wall time (minutes, per-epoch test passes included) until the end of the first epoch
+    whose test accuracy reached ``accuracy``; ``None`` if no epoch did."""
+    epochs = epochs_to(log, accuracy)
+    return None if epochs is None else round(sum(row.get("epoch_time_s", 0.0) for row in log[:epochs]) / 60, 1)
 
 
 def summary(folders: dict[str, Path]) -> pd.DataFrame:
@@ -131,9 +127,9 @@ def summary(folders: dict[str, Path]) -> pd.DataFrame:
             "machine": device_label(m.get("hardware", {})),
         }
         for threshold in THRESHOLDS:
-            reached = minutes_to(log, threshold)
-            row[f"epochs to {threshold:.0%}"] = epochs_to(log, threshold) if reached is not None else "-"
-            row[f"minutes to {threshold:.0%}"] = reached if reached is not None else f"not reached in {m['epochs_completed']} epochs"
+            epochs, minutes = epochs_to(log, threshold), minutes_to(log, threshold)
+            row[f"epochs to {threshold:.0%}"] = epochs if epochs is not None else "-"
+            row[f"minutes to {threshold:.0%}"] = minutes if minutes is not None else f"not reached in {m['epochs_completed']} epochs"
         rows.append(row)
     return pd.DataFrame(rows)
 
