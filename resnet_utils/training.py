@@ -754,9 +754,8 @@ def best_epoch_note(eval_name: str) -> str:
 def finish_run(out: Path, config: TrainConfig, data: data_lib.CifarData, x_train: np.ndarray,
                evaluation: tuple[np.ndarray, np.ndarray, str] | None = None) -> dict:
     """Evaluate the last and best models on the test set (or on the held-out validation images, for
-    a run with ``validation_split``); write predictions.npz, ``best.keras`` again without the
-    optimizer's state, and metrics.json (led by the final epoch's accuracy), then remove the
-    resumable state. ``last.keras`` keeps its state: it is what a damaged run is finished from."""
+    a run with ``validation_split``); write predictions.npz and metrics.json (led by the final
+    epoch's accuracy), then remove the resumable state."""
     x_eval, y_eval, eval_name = evaluation or (data.x_test, data.y_test, "test")
     mean = np.load(out / run_folder.MEAN)
     test_ds = data_lib.make_dataset(x_eval, y_eval, mean, 256)
@@ -773,9 +772,6 @@ def finish_run(out: Path, config: TrainConfig, data: data_lib.CifarData, x_train
         if which == "best":
             run_folder.write_atomic(out / run_folder.PREDICTIONS, lambda p: np.savez_compressed(
                 p, probabilities=probabilities.astype(np.float16), labels=y_eval.astype(np.int8)))
-            # A finished run's best model is only read: keep its architecture and weights, not the
-            # optimizer's state copied from resume.keras (which doubles the file for SGD with momentum).
-            run_folder.write_atomic(path, model.save)
     best_record = run_folder.read_json(out / run_folder.BEST_RECORD) or run_folder.best_from_history(log)
     train_seconds = sum(row.get("epoch_time_s", 0.0) for row in log)
     metrics = {
