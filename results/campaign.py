@@ -108,12 +108,11 @@ PLAN: tuple[Planned, ...] = (
     # tell a bad draw from a cause: another seed (another subset too), and seed 0 with a warm-up of 25%
     # of the steps, 197 of 790, about as many as the full-data run's 5% of 3,910 (195).
     _cpu("resnet56v1-10k-10ep", STUCK, "--depth", "56", "--limit-train", str(SUBSET_IMAGES), seed=1),
-    Planned("resnet56v1-10k-10ep-warmup25", ("--depth", "56", "--limit-train", str(SUBSET_IMAGES), "--warmup", "0.25",
-                                              "--epochs", str(CPU_EPOCHS)), "cpu", STUCK),
+    _cpu("resnet56v1-10k-10ep-warmup25", STUCK, "--depth", "56", "--limit-train", str(SUBSET_IMAGES), "--warmup", "0.25"),
     # Every run uses the recipe chosen for ResNet20 (peak rate 0.2), and two of ResNet50's three full-data
     # seeds fell back to chance: the same subset run at a quarter of that rate tells the net from the recipe.
-    Planned("resnet50-imagenet-stem-10k-10ep-lr0.05", ("--arch", "resnet50", "--stem", "imagenet", "--limit-train", str(SUBSET_IMAGES),
-                                                        "--learning-rate", "0.05", "--epochs", str(CPU_EPOCHS)), "cpu", RATE),
+    _cpu("resnet50-imagenet-stem-10k-10ep-lr0.05", RATE, "--arch", "resnet50", "--stem", "imagenet", "--limit-train", str(SUBSET_IMAGES),
+         "--learning-rate", "0.05"),
     # The Keras example's recipe (Adam at 1e-3, batch 32, no label smoothing) with its step schedule laid
     # over 30 epochs, beside the default's 30-epoch run: epochs and minutes to 85% and 88%. Run it
     # alone on both cores, as resnet20v1-default-30ep was, so that the minutes compare.
