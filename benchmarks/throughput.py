@@ -2,6 +2,7 @@
 
     python benchmarks/throughput.py                       # ResNet20 v1 grid, ResNet56 v1 and v2
     python benchmarks/throughput.py --models 20v1 --images 1024 --rounds 1   # a quick look
+    python benchmarks/throughput.py --models 20v1 resnet18 resnet50 --no-memory  # the ImageNet-stem nets too
 
 For every variant it trains with ``model.fit`` on the variant's own input pipeline, augmentation
 included, and prints images per second, the ratio to the classic recipe of the same model, the
@@ -48,7 +49,7 @@ EPOCH_IMAGES = 50_000
 
 @dataclass(frozen=True)
 class Variant:
-    model: str  # depth + version, e.g. "20v1"
+    model: str  # depth + version of a CIFAR ResNet, e.g. "20v1", or an ImageNet-stem net: "resnet18", "resnet50"
     recipe: str  # "classic" or "tf.data"
     batch_size: int
     policy: str = "float32"  # a Keras dtype policy
@@ -69,7 +70,7 @@ class Variant:
         if self.steps_per_execution > 1:
             parts.append(f"{self.steps_per_execution} steps/call")
         if self.batch_norm == "keras":
-            parts.append("Keras BN")
+            parts.append("keras.applications (Keras BN)" if self.model == "resnet50" else "Keras BN")
         return ", ".join(parts)
 
 
@@ -82,11 +83,16 @@ def default_variant(model: str) -> Variant:
 
 
 def variants_for(models_wanted: list[str], batch_sizes: list[int]) -> list[Variant]:
-    """The full grid for the first model; classic, default and float32 for the others."""
+    """The full grid for the first model; classic, default and float32 for the others. An
+    ImageNet-stem net gets the default and the same with Keras's batch normalisation (for ResNet50:
+    ``keras.applications.ResNet50``, what ``models.resnet50`` built before it had the fused layer)."""
     chosen: list[Variant] = []
     for index, model in enumerate(models_wanted):
         default = default_variant(model)
         mixed = default.policy if default.policy != "float32" else "mixed_bfloat16"
+        if is_imagenet_net(model):
+            chosen += [Variant(model, "tf.data", default.batch_size, default.policy, batch_norm="keras"), default]
+            continue
         chosen.append(Variant(model, "classic", classic_recipe.CLASSIC_BATCH_SIZE, batch_norm="keras"))
         if index == 0:
             chosen += [Variant(model, "tf.data", default.batch_size, mixed, batch_norm="keras"),
@@ -125,14 +131,14 @@ def prepare(variant: Variant, images: np.ndarray, labels: np.ndarray):
     import keras
     import tensorflow as tf
 
-    n, version = parse_model(variant.model)
     keras.config.set_image_data_format(variant.layout)
     keras.mixed_precision.set_global_policy(variant.policy)
     try:
         shape = (3, 32, 32) if variant.layout == "channels_first" else (32, 32, 3)
-        model = models.build_resnet(n, version, input_shape=shape,
-                                    output_dtype="float32" if variant.policy != "float32" else None)
-        if variant.batch_norm == "keras":  # the Keras example's own layer (the classic baseline)
+        model = build(variant.model, shape, output_dtype="float32" if variant.policy != "float32" else None)
+        if variant.model == "resnet50" and variant.batch_norm == "keras":  # before: Keras's own application
+            model = keras_application_resnet50(shape, model.output.dtype)
+        elif variant.batch_norm == "keras":  # the Keras example's own layer (the classic baseline)
             model = models.with_keras_batch_normalization(model)
         if variant.recipe == "classic":
             optimizer = classic_recipe.classic_optimizer()
@@ -163,6 +169,33 @@ def run_steps(model, stream, steps: int, skip: int = 2) -> float:
     if len(clock.ends) <= skip:
         raise RuntimeError(f"the stream gave only {len(clock.ends)} batches; time needs more than {skip}")
     return per_call * (len(clock.ends) - skip) / (clock.ends[-1] - clock.ends[skip - 1])
+
+
+def is_imagenet_net(spec: str) -> bool:
+    return spec in ("resnet18", "resnet50")
+
+
+def display_name(spec: str) -> str:
+    """``20v1`` -> ``ResNet20v1``; ``resnet50`` -> ``ResNet50`` (the ImageNet stem)."""
+    return spec.replace("resnet", "ResNet") if is_imagenet_net(spec) else f"ResNet{spec}"
+
+
+def build(spec: str, input_shape=(32, 32, 3), output_dtype: str | None = None):
+    """The model a ``--models`` entry names, as ``training.train`` builds it (ImageNet stem for
+    resnet18/50)."""
+    if is_imagenet_net(spec):
+        return getattr(models, spec)("imagenet", input_shape=input_shape, output_dtype=output_dtype)
+    n, version = parse_model(spec)
+    return models.build_resnet(n, version, input_shape=input_shape, output_dtype=output_dtype)
+
+
+def keras_application_resnet50(input_shape, output_dtype: str):
+    """``keras.applications.ResNet50`` for 10 classes, its softmax in ``output_dtype``."""
+    import keras
+
+    body = keras.applications.ResNet50(weights=None, input_shape=tuple(input_shape), classes=10, classifier_activation=None)
+    outputs = keras.layers.Activation("softmax", dtype=output_dtype, name="predictions_softmax")(body.output)
+    return keras.Model(body.input, outputs, name="keras_applications_resnet50")
 
 
 def parse_model(spec: str) -> tuple[int, int]:
@@ -243,7 +276,7 @@ def results_table(variants: list[Variant], rates: dict, peaks: dict, failures: d
         best = max(rates[variant]) if variant in rates else None
         baseline = max(rates[classic]) if classic in rates else None
         rows.append({
-            "model": f"ResNet{variant.model}",
+            "model": display_name(variant.model),
             "variant": variant.label + ("  <- default" if variant == default else ""),
             "img/s": round(best) if best else None,
             "x classic": round(best / baseline, 2) if best and baseline else None,
@@ -261,8 +294,7 @@ def training_flops_per_image(model: str) -> float:
     ReLU and the optimizer update are left out: they are memory-bound and small in FLOPs)."""
     from resnet_utils import analysis
 
-    n, version = parse_model(model)
-    return 3 * 2 * analysis.total_macs(models.build_resnet(n, version))
+    return 3 * 2 * analysis.total_macs(build(model))
 
 
 def matmul_peak_gflops(dtype: str, size: int = 2048, repeats: int = 10) -> float:
@@ -324,7 +356,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
               f"peak memory: {'TensorFlow GPU peak' if on_gpu else 'resident set of a separate process per variant'}")
     peaks_gflops = {dtype: matmul_peak_gflops(dtype) for dtype in ("float32", "bfloat16")}
     flops = training_flops_per_image(args.models[0])
-    ceiling = "; ".join(f"{dtype} {value:.0f} GFLOP/s, at most {value * 1e9 / flops:.0f} img/s for ResNet{args.models[0]}"
+    ceiling = "; ".join(f"{dtype} {value:.0f} GFLOP/s, at most {value * 1e9 / flops:.0f} img/s for {display_name(args.models[0])}"
                         for dtype, value in peaks_gflops.items())
     header += f" · ceiling (a 2048x2048 matmul in TensorFlow): {ceiling}"
     print(f"# {header}")

@@ -372,18 +372,12 @@ def resnet18(stem: str = "imagenet", input_shape=CIFAR_INPUT_SHAPE, num_classes:
 
 def resnet50(stem: str = "imagenet", input_shape=CIFAR_INPUT_SHAPE, num_classes: int = 10,
              output_dtype: str | None = None) -> keras.Model:
-    """ResNet50: ``keras.applications.ResNet50(weights=None)`` for the ImageNet stem; for the CIFAR
-    stem the same bottleneck stages built here (a test proves the two builders agree).
+    """ResNet50 (bottleneck blocks, [3, 4, 6, 3]) with either stem.
 
-    With ``output_dtype`` (float32 under mixed precision) the application's classifier is built
-    without its softmax, which is then applied in that dtype by a ``predictions_softmax`` layer."""
-    _check_stem(stem)
-    if stem == "imagenet":
-        if output_dtype is None:
-            return keras.applications.ResNet50(weights=None, input_shape=tuple(input_shape), classes=num_classes)
-        body = keras.applications.ResNet50(weights=None, input_shape=tuple(input_shape), classes=num_classes,
-                                           classifier_activation=None)
-        outputs = layers.Activation("softmax", dtype=output_dtype, name="predictions_softmax")(body.output)
-        return keras.Model(body.input, outputs, name=body.name)
-    return imagenet_resnet([3, 4, 6, 3], True, stem, input_shape, num_classes, name="resnet50_cifar_stem",
+    With the ImageNet stem it is layer for layer ``keras.applications.ResNet50(weights=None)`` (same
+    names, shapes and maths; a test loads one's weights into the other and compares their outputs),
+    but with the fused batch normalisation of ``resnet_utils.layers``, about twice as fast on a CPU.
+    """
+    suffix = "" if stem == "imagenet" else "_cifar_stem"
+    return imagenet_resnet([3, 4, 6, 3], True, stem, input_shape, num_classes, name=f"resnet50{suffix}",
                            output_dtype=output_dtype)

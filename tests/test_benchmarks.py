@@ -37,6 +37,18 @@ def test_the_grid_covers_every_axis_the_benchmark_promises():
     assert len(set(variants)) == len(variants)
 
 
+def test_resnet50_before_and_after_the_fused_build():
+    """ResNet50's two rows: keras.applications (Keras's batch norm, the build before) and ours."""
+    before, after = throughput.variants_for(["resnet50"], [128])
+    assert (before.batch_norm, after) == ("keras", throughput.default_variant("resnet50"))
+    images, labels = np.zeros((8, 32, 32, 3), np.uint8), np.zeros(8, np.int64)
+    model_before, _ = throughput.prepare(before, images, labels)
+    model_after, _ = throughput.prepare(after, images, labels)
+    assert model_before.name == "keras_applications_resnet50" and model_after.name == "resnet50"
+    assert model_before.count_params() == model_after.count_params() == 23_608_202
+    assert throughput.display_name("resnet50") == "ResNet50" and throughput.display_name("20v1") == "ResNet20v1"
+
+
 def test_the_default_variant_is_what_train_uses():
     default = throughput.default_variant("20v1")
     assert default.batch_size == training.DEFAULT_BATCH_SIZE[training.TrainConfig(out="x").schedule]
