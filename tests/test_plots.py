@@ -98,6 +98,7 @@ def test_explorer_follows_n_and_version_and_shows_a_picture(monkeypatch):
     assert len(pictures) == 1 and pictures[0].data[:8] == b"\x89PNG\r\n\x1a\n"
     calls = []
     monkeypatch.setattr(explore, "show", lambda *args: calls.append(args))
+    monkeypatch.setenv(explore.LIVE_ENV, "live")  # as in JupyterLab (pytest runs in no kernel)
     widget = explore.explorer(3, 1)
     assert "starts at n = 3, v1" in repr(widget)
     widget.children[0].value = 5  # the slider
@@ -105,3 +106,56 @@ def test_explorer_follows_n_and_version_and_shows_a_picture(monkeypatch):
     assert calls == [(3, 1, "projection", "conv3_block1"), (5, 1, "projection", "conv3_block1"), (5, 2, "projection", "conv3_block1")]
     calls.clear()
     assert explore.explorer(4, 2, live=False) is None and calls == [(4, 2, "projection")]  # no widgets, the start only
+
+
+class _FakeKernel:
+    def __init__(self, metadata):
+        self.metadata = metadata
+
+    def get_parent(self, channel=None):
+        return {"header": {"msg_type": "execute_request"}, "metadata": self.metadata, "content": {}}
+
+
+@pytest.mark.parametrize("metadata, live", [
+    ({"deletedCells": [], "recordTiming": False, "cellId": "5d2b"}, True),  # JupyterLab 4 / Notebook 7
+    ({}, False),                                                            # nbclient (papermill, nbconvert), nbval
+])
+def test_widgets_are_live_only_for_a_frontend_that_sends_cell_metadata(monkeypatch, metadata, live):
+    import IPython
+
+    from resnet_utils import explore
+
+    monkeypatch.delenv(explore.LIVE_ENV, raising=False)
+    shell = type("Shell", (), {"kernel": _FakeKernel(metadata)})()
+    monkeypatch.setattr(IPython, "get_ipython", lambda: shell)
+    assert explore.interactive_frontend() is live
+    monkeypatch.setenv(explore.LIVE_ENV, "static")
+    assert explore.interactive_frontend() is False
+    monkeypatch.setenv(explore.LIVE_ENV, "live")
+    assert explore.interactive_frontend() is True
+
+
+def test_outside_a_kernel_there_are_no_live_widgets(monkeypatch):
+    from resnet_utils import explore
+
+    monkeypatch.delenv(explore.LIVE_ENV, raising=False)
+    assert explore.interactive_frontend() is False
+    calls = []
+    monkeypatch.setattr(explore, "show", lambda *args: calls.append(args))
+    assert explore.explorer(5, 1) is None and calls == [(5, 1, "projection")]
+
+
+def test_papermill_in_real_mode_gets_the_static_explorer_and_does_not_hang(tmp_path, monkeypatch):
+    papermill = pytest.importorskip("papermill")
+    nbformat = pytest.importorskip("nbformat")
+    monkeypatch.delenv("RESNET_SMOKE", raising=False)  # real mode: explorer(live=True), as a learner's "Run all"
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "from resnet_utils import explore\nexplore.explorer(2, 1, live=True)")])
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(notebook, tmp_path / "explorer.ipynb")
+    papermill.execute_notebook(str(tmp_path / "explorer.ipynb"), str(tmp_path / "out.ipynb"), kernel_name="python3",
+                               progress_bar=False, execution_timeout=300)
+    outputs = nbformat.read(tmp_path / "out.ipynb", as_version=4).cells[0].outputs
+    kinds = {kind for output in outputs for kind in output.get("data", {})}
+    assert "application/vnd.jupyter.widget-view+json" not in kinds and "image/png" in kinds
+    assert any("run this cell in JupyterLab" in output.get("text", "") for output in outputs)
