@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Iterable, Sequence
 
 import matplotlib.pyplot as plt
+import matplotlib.ticker
 import numpy as np
 import pandas as pd
 
@@ -204,6 +205,10 @@ def bar_chart(frame: pd.DataFrame, column: str, title: str = "", log_scale: bool
         ax.scatter(values, positions, color=colors, s=40, zorder=2)
         ax.set_xscale("log")
         ax.set_xlim(values.min() / 1.5, values.max() * 4)
+        # plain numbers at 1, 2 and 5 times the powers of ten, and no minor labels, which overlap
+        ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1, 2, 5)))
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:,.6g}"))
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     else:
         ax.barh(positions, values, color=colors)
         ax.set_xlim(0, values.max() * 1.18 if values.max() > 0 else 1)
@@ -212,7 +217,8 @@ def bar_chart(frame: pd.DataFrame, column: str, title: str = "", log_scale: bool
     for y, value in enumerate(values):
         ax.text(value * (1.12 if log_scale else 1), y, f" {value:,.0f}" if abs(value) >= 1000 else f" {value:.4g}", va="center", fontsize=8)
     if handles:
-        ax.legend(handles=list(handles.values()), fontsize=8, loc="lower right")
+        # beside the axes, where it cannot cover a row
+        ax.legend(handles=list(handles.values()), fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)
     xlabel = column.replace("_", " ") + (" (log scale)" if log_scale else "")
     ax.set_xlabel(xlabel); ax.set_title(title); ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()

@@ -159,3 +159,16 @@ def test_papermill_in_real_mode_gets_the_static_explorer_and_does_not_hang(tmp_p
     kinds = {kind for output in outputs for kind in output.get("data", {})}
     assert "application/vnd.jupyter.widget-view+json" not in kinds and "image/png" in kinds
     assert any("run this cell in JupyterLab" in output.get("text", "") for output in outputs)
+
+
+def test_bar_chart_legend_sits_beside_the_rows_and_log_ticks_are_plain_numbers():
+    frame = pd.DataFrame({"s": [35.0, 180.0, 65.0], "machine": ["gpu", "gpu", "this machine"]}, index=["a", "b", "c"])
+    fig = plots.bar_chart(frame, "s", log_scale=True, color_by="machine")
+    ax = fig.axes[0]
+    fig.canvas.draw()
+    legend, axes_box = ax.get_legend().get_window_extent(), ax.get_window_extent()
+    assert legend.x0 >= axes_box.x1  # outside the axes: it covers no row, the last one included
+    labels = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
+    assert labels and all(label.replace(",", "").isdigit() for label in labels)  # 50, 100, 200: no "2 x 10^2"
+    assert not [t.get_text() for t in ax.get_xticklabels(minor=True) if t.get_text()]
+    plt.close("all")
