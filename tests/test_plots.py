@@ -172,3 +172,12 @@ def test_bar_chart_legend_sits_beside_the_rows_and_log_ticks_are_plain_numbers()
     assert labels and all(label.replace(",", "").isdigit() for label in labels)  # 50, 100, 200: no "2 x 10^2"
     assert not [t.get_text() for t in ax.get_xticklabels(minor=True) if t.get_text()]
     plt.close("all")
+
+
+def test_feature_maps_share_one_colour_scale_with_a_colour_bar():
+    maps = np.stack([np.zeros((8, 8)), np.full((8, 8), 3.0), np.linspace(-1, 1, 64).reshape(8, 8)], axis=-1)
+    fig = plots.feature_maps(maps, columns=3, label="value")
+    images = [image for ax in fig.axes for image in ax.get_images()]
+    assert len(images) == 3 and {image.get_clim() for image in images} == {(-1.0, 3.0)}
+    assert any(ax.get_ylabel() == "value" for ax in fig.axes)  # the colour bar, labelled
+    plt.close("all")
