@@ -53,12 +53,13 @@ def write_setup_cell(path: str | Path) -> bool:
     cells = notebook.cells
     old = [i for i, cell in enumerate(cells) if TAG in cell.metadata.get("tags", [])]
     first_code = next((i for i, cell in enumerate(cells) if cell.cell_type == "code"), len(cells))
-    if old == [first_code] and cells[first_code].source == SETUP_CELL:
+    if old == [first_code] and cells[first_code].source == SETUP_CELL and cells[first_code].metadata.get("jupyter"):
         return False
     for i in reversed(old):
         del cells[i]
     first_code = next((i for i, cell in enumerate(cells) if cell.cell_type == "code"), len(cells))
-    cell = nbformat.v4.new_code_cell(SETUP_CELL, metadata={"tags": [TAG]})
+    # folded in JupyterLab: a learner sees one line, not the installer
+    cell = nbformat.v4.new_code_cell(SETUP_CELL, metadata={"tags": [TAG], "jupyter": {"source_hidden": True}})
     cells.insert(first_code, cell)
     nbformat.write(notebook, path)
     return True
