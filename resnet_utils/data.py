@@ -6,7 +6,8 @@ Where the images come from is chosen by ``source`` (or the ``RESNET_DATA`` envir
 * ``"folder"``: a local copy, given by ``data_dir`` or ``RESNET_CIFAR10_DIR``: either image folders
   ``train/<class>/*.jpg|png`` and ``test/<class>/...`` or an extracted ``cifar-10-batches-py``;
 * ``"sample"``: 1,000 training and 500 test images shipped inside this package (works offline);
-* ``"auto"`` (default): ``"folder"`` when a folder is named, else ``"keras"``.
+* ``"auto"`` (default): ``"folder"`` when a folder is named, else ``"keras"``, and the sample (saying
+  so) when the download fails.
 
 Images stay ``uint8`` in memory; ``make_dataset`` scales them to [0, 1], augments them (training
 only: pad 4 + random 32x32 crop + horizontal flip) and subtracts the per-pixel mean, all inside the
@@ -78,7 +79,8 @@ class CifarData:
         return f"{kind} via {self.source!r}{where}: {len(self.x_train):,} training and {len(self.x_test):,} test images"
 
 
-def load_cifar10(source: str | None = None, data_dir: str | os.PathLike | None = None, verbose: bool = True) -> CifarData:
+def load_cifar10(source: str | None = None, data_dir: str | os.PathLike | None = None, verbose: bool = True,
+                 sample_if_offline: bool = True) -> CifarData:
     """Load CIFAR-10 as uint8 arrays from Keras's download, a local folder or the shipped sample.
 
     Args:
@@ -86,16 +88,21 @@ def load_cifar10(source: str | None = None, data_dir: str | os.PathLike | None =
             and falls back to ``"auto"``.
         data_dir: the local copy for ``"folder"``; ``None`` reads ``RESNET_CIFAR10_DIR``.
         verbose: print one line saying what was loaded (and a notice when it is only the sample).
+        sample_if_offline: with ``source="auto"`` and no folder, when the download fails (no network),
+            load the shipped sample instead, with a one-line notice, rather than raise; an explicit
+            ``"keras"`` always raises.
 
     Raises:
-        DataError: unknown source, missing/broken folder, or no network for the download (the
-            message says how to use a local copy instead).
+        DataError: unknown source, missing/broken folder, or no network for an explicit ``"keras"``
+            download (the message says how to use a local copy instead).
     """
     source = source or os.environ.get(SOURCE_ENV) or "auto"
     if source not in SOURCES:
         raise DataError(f"Unknown data source {source!r}; use one of {', '.join(SOURCES)}.")
+    from_env = not data_dir and bool(os.environ.get(DATA_DIR_ENV))
     data_dir = data_dir or os.environ.get(DATA_DIR_ENV) or None
-    if source == "auto":
+    auto, fell_back = source == "auto", False
+    if auto:
         source = "folder" if data_dir else "keras"
     if source == "folder":
         if not data_dir:
@@ -105,10 +112,21 @@ def load_cifar10(source: str | None = None, data_dir: str | os.PathLike | None =
     elif source == "sample":
         data = load_sample()
     else:
-        data = _load_keras()
+        try:
+            data = _load_keras()
+        except DataError:
+            if not (auto and sample_if_offline):
+                raise
+            # "auto" was not a request for the download: go on (e.g. a notebook's "Run all") on the sample, and say so
+            print(f"NOTICE: no network and no local copy ({DATA_DIR_ENV} unset), so this uses the shipped SAMPLE of "
+                  "CIFAR-10 (1,000 training, 500 test images): every accuracy here is of that sample, not of CIFAR-10.")
+            data, fell_back = load_sample(), True
     if verbose:
-        print(f"Loaded {data.describe()}.")
-        if data.is_sample:
+        described = data.describe()
+        if from_env and data.location:  # the reader's own folder is named by its variable, not by this machine's path
+            described = described.replace(f" from {data.location}", f" from ${DATA_DIR_ENV}")
+        print(f"Loaded {described}.")
+        if data.is_sample and not fell_back:
             print(
                 "NOTICE: this is a small sample for tests and smoke runs; accuracies on it say nothing "
                 "about the paper's. Use source='keras' or a local copy for real training."

@@ -46,15 +46,51 @@ def show(n: int, version: int = 1, shortcut: str = "projection", block: str = "c
     display(Image(png.getvalue()))
 
 
+LIVE_ENV = "RESNET_WIDGETS"  # "live" or "static": overrides the detection of an interactive frontend
+
+
+def interactive_frontend() -> bool:
+    """Whether the code runs in a kernel that a person drives from a notebook frontend that shows
+    widgets (JupyterLab, Notebook 7, Colab), rather than one run by a program (papermill, nbconvert,
+    nbval, any ``nbclient`` runner), or in no kernel at all.
+
+    The signal: JupyterLab and Notebook 7 send every cell's ``execute_request`` with metadata
+    (``cellId``, ``deletedCells``, ``recordTiming``); ``nbclient`` and nbval send it with none. Colab
+    is recognised by its ``google.colab`` module. ``RESNET_WIDGETS=live`` or ``=static`` decides
+    instead, for a frontend this misreads.
+    """
+    import os
+    import sys
+
+    chosen = os.environ.get(LIVE_ENV, "").strip().lower()
+    if chosen in ("live", "static"):
+        return chosen == "live"
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    kernel = getattr(get_ipython(), "kernel", None)
+    if kernel is None:  # a terminal IPython or a plain script: nobody renders widgets
+        return False
+    if "google.colab" in sys.modules:
+        return True
+    try:
+        parent = kernel.get_parent("shell")
+    except Exception:  # an older ipykernel without get_parent(channel)
+        parent = getattr(kernel, "_parent_header", {}) or {}
+    return bool(parent.get("metadata"))
+
+
 def explorer(n: int = 3, version: int = 1, shortcut: str = "projection", max_n: int = 30, live: bool = True):
     """A slider for n and buttons for v1/v2 (start values: the arguments, e.g. the parameters cell).
 
-    ``live=False`` (the notebooks pass it in smoke mode) builds no widgets and shows the starting
-    point only: a notebook run by a program (nbval, papermill, nbconvert) has nobody to move the
-    slider, and such runs can hang on the widgets' messages after the cell has finished
-    (jupyter/nbclient#312; seen here in the test suite).
+    The widgets are built only where a person can move them (``interactive_frontend()``); a notebook
+    run by a program (nbval, papermill, nbconvert) gets the starting point as a static figure: such
+    runs have nobody to move the slider, and they can hang on the widgets' messages after the cell
+    has finished (jupyter/nbclient#312; seen here with papermill). ``live=False`` (the notebooks pass
+    it in smoke mode) asks for the static view anywhere.
     """
-    if not live:
+    if not (live and interactive_frontend()):
         print(f"[n explorer: run this cell in JupyterLab to use the slider; it starts at n = {n}, v{version}]")
         show(n, version, shortcut)
         return None

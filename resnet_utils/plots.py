@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Iterable, Sequence
 
 import matplotlib.pyplot as plt
+import matplotlib.ticker
 import numpy as np
 import pandas as pd
 
@@ -52,8 +53,9 @@ def images_per_class(images: np.ndarray, labels: np.ndarray, per_class: int = 8,
     return fig
 
 
-def augmentation_preview(images: np.ndarray, views: int = 6, seed: int = 0):
-    """Each row: an original image, then ``views`` pad-crop-flip augmentations of it."""
+def augmentation_preview(images: np.ndarray, views: int = 6, seed: int = 0, labels: Sequence[str] | None = None):
+    """Each row: an original image (titled with its class when ``labels`` are given), then ``views``
+    pad-crop-flip augmentations of it."""
     import tensorflow as tf
 
     from resnet_utils.data import pad_crop_flip
@@ -62,7 +64,8 @@ def augmentation_preview(images: np.ndarray, views: int = 6, seed: int = 0):
     for row, image in enumerate(images):
         x = tf.cast(image, tf.float32) / 255.0
         axes[row, 0].imshow(image)
-        axes[row, 0].set_title("original" if row == 0 else "", fontsize=8)
+        name = f"{labels[row]}" if labels is not None else ""
+        axes[row, 0].set_title(f"{name} (original)" if name else ("original" if row == 0 else ""), fontsize=8)
         for col in range(1, views + 1):
             augmented = pad_crop_flip(x, tf.constant([seed + row, col], tf.int32)).numpy()
             axes[row, col].imshow(np.clip(augmented, 0, 1))
@@ -204,6 +207,10 @@ def bar_chart(frame: pd.DataFrame, column: str, title: str = "", log_scale: bool
         ax.scatter(values, positions, color=colors, s=40, zorder=2)
         ax.set_xscale("log")
         ax.set_xlim(values.min() / 1.5, values.max() * 4)
+        # plain numbers at 1, 2 and 5 times the powers of ten, and no minor labels, which overlap
+        ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1, 2, 5)))
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:,.6g}"))
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     else:
         ax.barh(positions, values, color=colors)
         ax.set_xlim(0, values.max() * 1.18 if values.max() > 0 else 1)
@@ -212,27 +219,35 @@ def bar_chart(frame: pd.DataFrame, column: str, title: str = "", log_scale: bool
     for y, value in enumerate(values):
         ax.text(value * (1.12 if log_scale else 1), y, f" {value:,.0f}" if abs(value) >= 1000 else f" {value:.4g}", va="center", fontsize=8)
     if handles:
-        ax.legend(handles=list(handles.values()), fontsize=8, loc="lower right")
+        # beside the axes, where it cannot cover a row
+        ax.legend(handles=list(handles.values()), fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)
     xlabel = column.replace("_", " ") + (" (log scale)" if log_scale else "")
     ax.set_xlabel(xlabel); ax.set_title(title); ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     return fig
 
 
-def feature_maps(activations: np.ndarray, columns: int = 8, title: str = ""):
-    """Show the channels of one (height, width, channels) activation as grey images."""
+def feature_maps(activations: np.ndarray, columns: int = 8, title: str = "", label: str = "activation"):
+    """Show the channels of one (height, width, channels) activation, all on one colour scale (so that
+    channels compare), with a colour bar saying what a colour means."""
     activations = np.asarray(activations)
     channels = activations.shape[-1]
     rows = int(np.ceil(channels / columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.1, rows * 1.1), squeeze=False)
+    low, high = float(activations.min()), float(activations.max())
+    fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.1 + 0.9, rows * 1.1 + 0.2), squeeze=False)
+    image = None
     for index, ax in enumerate(axes.flat):
         ax.axis("off")
         if index < channels:
-            ax.imshow(activations[..., index], cmap="viridis")
+            image = ax.imshow(activations[..., index], cmap="viridis", vmin=low, vmax=high)
             ax.set_title(str(index), fontsize=7)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
+    if image is not None:
+        bar = fig.colorbar(image, ax=axes.ravel().tolist(), fraction=0.03, pad=0.02)
+        bar.set_label(label, fontsize=8)
+        bar.ax.tick_params(labelsize=7)
     return fig
 
 

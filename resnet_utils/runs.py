@@ -102,6 +102,34 @@ def recipe_of(run: Run) -> dict:
     return recipe
 
 
+def identity_of(run: Run) -> dict:
+    """The run's identity (``config.json``'s ``identity``, what makes two runs the same run), with
+    every field that was added to the identity after the run was made filled with the value such
+    runs used (``training.legacy_identity`` of its schedule: e.g. the ``fast`` schedule's 5% warm-up
+    for a folder written before ``warmup`` was recorded)."""
+    from resnet_utils.training import legacy_identity  # training imports this module
+
+    identity = dict(run.config.get("identity", {}))
+    for name, value in legacy_identity(identity.get("schedule", run.metrics.get("schedule"))).items():
+        if identity.get(name) is None:  # not recorded (or recorded as "the schedule's own", as recipe_of reads it)
+            identity[name] = value
+    return identity
+
+
+def find_run(identity: dict, results_dir: str | Path | None = None, ignore: tuple[str, ...] = ("data",)) -> Run | None:
+    """The finished run under ``results_dir`` (default: the repository's ``results/``) whose identity
+    (:func:`identity_of`) equals ``identity`` (e.g. ``TrainConfig(...).identity()``) in every field but
+    those in ``ignore`` (by default the data *source*: ``"auto"`` and ``"folder"`` can name the same
+    images), or ``None``. Of several, the first by folder name."""
+    wanted = {k: v for k, v in identity.items() if k not in ignore}
+    for run in load_runs(RESULTS_DIR if results_dir is None else results_dir).values():
+        if run.finished:
+            recorded = identity_of(run)
+            if {k: recorded.get(k) for k in wanted} == wanted:
+                return run
+    return None
+
+
 def recipe_label(run: Run) -> str:
     """``"default"`` (the project's current default recipe), ``"previous default"`` (the ``fast``
     recipe before 2026-11-28's recipe screen), or the schedule and settings in short."""

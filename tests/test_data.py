@@ -64,7 +64,7 @@ def test_no_network_says_how_to_use_a_local_copy(monkeypatch):
 
     monkeypatch.setattr(keras.datasets.cifar10, "load_data", offline)
     with pytest.raises(DataError, match="Could not download CIFAR-10.*RESNET_CIFAR10_DIR.*source='sample'"):
-        data.load_cifar10()
+        data.load_cifar10("keras")
 
 
 def _break(root, how):
@@ -286,7 +286,7 @@ def test_offline_the_python_message_names_resnet_data_for_notebooks(monkeypatch)
 
     monkeypatch.setattr(keras.datasets.cifar10, "load_data", lambda: (_ for _ in ()).throw(Exception("URL fetch failure")))
     with pytest.raises(DataError, match="RESNET_DATA=sample") as caught:
-        data.load_cifar10()
+        data.load_cifar10("keras")
     assert "--data sample" in caught.value.cli_message and "--data-dir" in caught.value.cli_message
 
 
@@ -320,3 +320,41 @@ def test_pad_crop_flip_of_a_batch_is_per_image_and_of_one_image_is_the_same_math
     assert len({a.tobytes() for a in (out - images)}) > 32  # independent crops/flips per image
     single = data.pad_crop_flip(tf.constant(images[0], tf.float32), tf.constant([1, 2])).numpy()
     np.testing.assert_array_equal(single, out[0])
+
+
+def _offline(monkeypatch):
+    import keras
+
+    def fail():
+        raise Exception("URL fetch failure on https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz: None -- [Errno -3]")
+
+    monkeypatch.setattr(keras.datasets.cifar10, "load_data", fail)
+
+
+@pytest.mark.parametrize("source", [None, "auto"])
+def test_offline_auto_falls_back_to_the_sample_saying_so_in_one_line(monkeypatch, capsys, sample, source):
+    _offline(monkeypatch)
+    loaded = data.load_cifar10(source)
+    assert loaded.is_sample and loaded.fingerprint == sample.fingerprint
+    notices = [line for line in capsys.readouterr().out.splitlines() if line.startswith("NOTICE")]
+    assert len(notices) == 1 and "SAMPLE" in notices[0] and "not of CIFAR-10" in notices[0]
+
+
+def test_offline_an_explicit_download_or_no_fallback_still_raises(monkeypatch):
+    _offline(monkeypatch)
+    with pytest.raises(DataError, match="Could not download CIFAR-10"):
+        data.load_cifar10("keras")
+    with pytest.raises(DataError, match="Could not download CIFAR-10"):
+        data.load_cifar10("auto", sample_if_offline=False)
+    monkeypatch.setenv("RESNET_DATA", "keras")
+    with pytest.raises(DataError, match="Could not download CIFAR-10"):
+        data.load_cifar10()
+
+
+def test_a_folder_from_the_environment_is_printed_by_its_variable_not_its_path(tmp_path, sample, monkeypatch, capsys):
+    root = write_image_folder(tmp_path / "cifar", sample)
+    monkeypatch.setenv("RESNET_CIFAR10_DIR", str(root))
+    loaded = data.load_cifar10()
+    out = capsys.readouterr().out
+    assert loaded.source == "folder" and loaded.location == str(root)  # the data still say where they came from
+    assert "from $RESNET_CIFAR10_DIR" in out and str(tmp_path) not in out

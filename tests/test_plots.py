@@ -98,6 +98,7 @@ def test_explorer_follows_n_and_version_and_shows_a_picture(monkeypatch):
     assert len(pictures) == 1 and pictures[0].data[:8] == b"\x89PNG\r\n\x1a\n"
     calls = []
     monkeypatch.setattr(explore, "show", lambda *args: calls.append(args))
+    monkeypatch.setenv(explore.LIVE_ENV, "live")  # as in JupyterLab (pytest runs in no kernel)
     widget = explore.explorer(3, 1)
     assert "starts at n = 3, v1" in repr(widget)
     widget.children[0].value = 5  # the slider
@@ -105,3 +106,78 @@ def test_explorer_follows_n_and_version_and_shows_a_picture(monkeypatch):
     assert calls == [(3, 1, "projection", "conv3_block1"), (5, 1, "projection", "conv3_block1"), (5, 2, "projection", "conv3_block1")]
     calls.clear()
     assert explore.explorer(4, 2, live=False) is None and calls == [(4, 2, "projection")]  # no widgets, the start only
+
+
+class _FakeKernel:
+    def __init__(self, metadata):
+        self.metadata = metadata
+
+    def get_parent(self, channel=None):
+        return {"header": {"msg_type": "execute_request"}, "metadata": self.metadata, "content": {}}
+
+
+@pytest.mark.parametrize("metadata, live", [
+    ({"deletedCells": [], "recordTiming": False, "cellId": "5d2b"}, True),  # JupyterLab 4 / Notebook 7
+    ({}, False),                                                            # nbclient (papermill, nbconvert), nbval
+])
+def test_widgets_are_live_only_for_a_frontend_that_sends_cell_metadata(monkeypatch, metadata, live):
+    import IPython
+
+    from resnet_utils import explore
+
+    monkeypatch.delenv(explore.LIVE_ENV, raising=False)
+    shell = type("Shell", (), {"kernel": _FakeKernel(metadata)})()
+    monkeypatch.setattr(IPython, "get_ipython", lambda: shell)
+    assert explore.interactive_frontend() is live
+    monkeypatch.setenv(explore.LIVE_ENV, "static")
+    assert explore.interactive_frontend() is False
+    monkeypatch.setenv(explore.LIVE_ENV, "live")
+    assert explore.interactive_frontend() is True
+
+
+def test_outside_a_kernel_there_are_no_live_widgets(monkeypatch):
+    from resnet_utils import explore
+
+    monkeypatch.delenv(explore.LIVE_ENV, raising=False)
+    assert explore.interactive_frontend() is False
+    calls = []
+    monkeypatch.setattr(explore, "show", lambda *args: calls.append(args))
+    assert explore.explorer(5, 1) is None and calls == [(5, 1, "projection")]
+
+
+def test_papermill_in_real_mode_gets_the_static_explorer_and_does_not_hang(tmp_path, monkeypatch):
+    papermill = pytest.importorskip("papermill")
+    nbformat = pytest.importorskip("nbformat")
+    monkeypatch.delenv("RESNET_SMOKE", raising=False)  # real mode: explorer(live=True), as a learner's "Run all"
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "from resnet_utils import explore\nexplore.explorer(2, 1, live=True)")])
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(notebook, tmp_path / "explorer.ipynb")
+    papermill.execute_notebook(str(tmp_path / "explorer.ipynb"), str(tmp_path / "out.ipynb"), kernel_name="python3",
+                               progress_bar=False, execution_timeout=300)
+    outputs = nbformat.read(tmp_path / "out.ipynb", as_version=4).cells[0].outputs
+    kinds = {kind for output in outputs for kind in output.get("data", {})}
+    assert "application/vnd.jupyter.widget-view+json" not in kinds and "image/png" in kinds
+    assert any("run this cell in JupyterLab" in output.get("text", "") for output in outputs)
+
+
+def test_bar_chart_legend_sits_beside_the_rows_and_log_ticks_are_plain_numbers():
+    frame = pd.DataFrame({"s": [35.0, 180.0, 65.0], "machine": ["gpu", "gpu", "this machine"]}, index=["a", "b", "c"])
+    fig = plots.bar_chart(frame, "s", log_scale=True, color_by="machine")
+    ax = fig.axes[0]
+    fig.canvas.draw()
+    legend, axes_box = ax.get_legend().get_window_extent(), ax.get_window_extent()
+    assert legend.x0 >= axes_box.x1  # outside the axes: it covers no row, the last one included
+    labels = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
+    assert labels and all(label.replace(",", "").isdigit() for label in labels)  # 50, 100, 200: no "2 x 10^2"
+    assert not [t.get_text() for t in ax.get_xticklabels(minor=True) if t.get_text()]
+    plt.close("all")
+
+
+def test_feature_maps_share_one_colour_scale_with_a_colour_bar():
+    maps = np.stack([np.zeros((8, 8)), np.full((8, 8), 3.0), np.linspace(-1, 1, 64).reshape(8, 8)], axis=-1)
+    fig = plots.feature_maps(maps, columns=3, label="value")
+    images = [image for ax in fig.axes for image in ax.get_images()]
+    assert len(images) == 3 and {image.get_clim() for image in images} == {(-1.0, 3.0)}
+    assert any(ax.get_ylabel() == "value" for ax in fig.axes)  # the colour bar, labelled
+    plt.close("all")

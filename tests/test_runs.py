@@ -85,3 +85,50 @@ def test_runs_table_says_depth_seed_and_recipe_and_seeds_are_summarised(tmp_path
 def test_short_machine_drops_trademarks_and_clock_but_keeps_the_cores():
     assert runs.short_machine("Intel(R) Xeon(R) Processor (1 of 2 cores)") == "Intel Xeon (1 of 2 cores)"
     assert runs.short_machine("Intel(R) Core(TM) i7 CPU @ 2.60GHz (8 cores)") == "Intel Core(TM) i7 (8 cores)"
+
+
+# --- a run's identity, old folders included, and finding a committed run by it ----------------------
+
+
+def test_every_finished_committed_run_has_a_complete_identity_once_filled():
+    from resnet_utils.training import IDENTITY_FIELDS
+
+    finished = {name: run for name, run in runs.load_runs(runs.RESULTS_DIR).items() if run.finished}
+    assert len(finished) > 10
+    for name, run in finished.items():
+        identity = runs.identity_of(run)
+        missing = [field for field in IDENTITY_FIELDS if field not in identity]
+        assert not missing, f"{name}: {missing}"
+        assert identity["learning_rate"] is not None and identity["warmup"] is not None, name
+        recorded = run.config["identity"]
+        assert all(identity[k] == v for k, v in recorded.items() if v is not None), name  # recorded values are kept
+
+
+def test_a_folder_from_before_warmup_takes_the_fast_schedules_old_warmup():
+    run = runs.load_run(runs.RESULTS_DIR / "resnet20v1-default-30ep")
+    assert "warmup" not in run.config["identity"]  # the folder predates the field: the case this guards
+    from resnet_utils.training import FAST_WARMUP
+
+    assert runs.identity_of(run)["warmup"] == FAST_WARMUP
+
+
+def test_notebook_06s_default_configuration_finds_its_committed_run():
+    from resnet_utils.training import TrainConfig
+
+    found = runs.find_run(TrainConfig(out="").identity())
+    assert found is not None and found.name == "resnet20v1-default-30ep"
+    assert runs.find_run(TrainConfig(out="", epochs=4).identity()).name == "resnet20v1-default-4ep"
+    assert runs.find_run(TrainConfig(out="", seed=12345).identity()) is None  # no committed run has that seed
+    assert runs.find_run(TrainConfig(out="").identity(), ignore=()) is None  # its data source is "folder", not "auto"
+
+
+def test_find_run_ignores_unfinished_runs(tmp_path):
+    import json
+    import shutil
+
+    shutil.copytree(runs.RESULTS_DIR / "resnet20v1-default-4ep", tmp_path / "copy", ignore=shutil.ignore_patterns("*.keras", "*.npz"))
+    identity = runs.identity_of(runs.load_run(tmp_path / "copy"))
+    assert runs.find_run(identity, tmp_path).name == "copy"
+    metrics = json.loads((tmp_path / "copy" / "metrics.json").read_text())
+    (tmp_path / "copy" / "metrics.json").write_text(json.dumps({**metrics, "status": "running"}))
+    assert runs.find_run(identity, tmp_path) is None
