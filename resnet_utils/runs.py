@@ -303,7 +303,7 @@ def load_trained(name: str, results_dir: str | Path | None = None) -> TrainedMod
         run_name = matches.sort_values(["epochs", "test_accuracy"], ascending=False).index[0]
     run = load_run(results_dir / run_name)
     checkpoint, accuracy = _checkpoint_of(run)
-    model = keras.models.load_model(run.path / checkpoint, compile=False)  # for predictions: no optimizer or loss needed
+    model = load_model(run.path / checkpoint, compile=False)  # for predictions: no optimizer or loss needed
     return TrainedModel(model=model, name=run.metrics.get("model", model.name), run=run, checkpoint=checkpoint,
                         test_accuracy=accuracy, mean=np.load(run.path / "mean.npy"))
 
