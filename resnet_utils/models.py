@@ -101,9 +101,9 @@ def _current_strategy():
     return tf.distribute.get_strategy() if tf.distribute.has_strategy() else None
 
 
-def _build_graph(n: int, builder: Callable[..., keras.Model], *args) -> keras.Model:
-    """``builder(*args)``; through ``call_with_deep_recursion`` for nets of ``DEEP_N`` blocks per stage or more."""
-    return call_with_deep_recursion(builder, *args) if n >= DEEP_N else builder(*args)
+def _walk_graph(deep: bool, function: Callable[..., _T], *args, **kwargs) -> _T:
+    """``function(*args, **kwargs)``, through ``call_with_deep_recursion`` if ``deep``."""
+    return call_with_deep_recursion(function, *args, **kwargs) if deep else function(*args, **kwargs)
 
 
 def load_model(path: str | Path, **kwargs) -> keras.Model:
@@ -245,7 +245,7 @@ def resnet_v1(
     n = n_from_depth(depth, 1)
     _check_shortcut(shortcut)
     input_shape = _check_input_shape(input_shape, _CIFAR_SMALLEST, _CIFAR_HEAD_REASON)
-    return _build_graph(n, _resnet_v1_graph, input_shape, n, num_classes, shortcut, output_dtype)
+    return _walk_graph(n >= DEEP_N, _resnet_v1_graph, input_shape, n, num_classes, shortcut, output_dtype)
 
 
 def _resnet_v1_graph(input_shape, n: int, num_classes: int, shortcut: str, output_dtype: str | None) -> keras.Model:
@@ -291,7 +291,7 @@ def resnet_v2(
     n = n_from_depth(depth, 2)
     _check_shortcut(shortcut)
     input_shape = _check_input_shape(input_shape, _CIFAR_SMALLEST, _CIFAR_HEAD_REASON)
-    return _build_graph(n, _resnet_v2_graph, input_shape, n, num_classes, shortcut, output_dtype)
+    return _walk_graph(n >= DEEP_N, _resnet_v2_graph, input_shape, n, num_classes, shortcut, output_dtype)
 
 
 def _resnet_v2_graph(input_shape, n: int, num_classes: int, shortcut: str, output_dtype: str | None) -> keras.Model:
@@ -358,7 +358,8 @@ def with_keras_batch_normalization(model: keras.Model) -> keras.Model:
             return layers.BatchNormalization.from_config(layer.get_config())
         return layer.__class__.from_config(layer.get_config())
 
-    copy = keras.models.clone_model(model, clone_function=clone)
+    # Cloning walks the graph as building does: a net of thousands of layers needs the deep stack too.
+    copy = _walk_graph(len(model.layers) > 1000, keras.models.clone_model, model, clone_function=clone)
     copy.set_weights(model.get_weights())
     return copy
 
