@@ -35,8 +35,8 @@ CIFAR_INPUT_SHAPE = (32, 32, 3)
 #: v2 n=111 is ResNet1001 (the Keras example's table). Deeper nets are refused: untested.
 MAX_N = {1: 200, 2: 111}
 #: From this many blocks per stage on, a net is built in a thread with a deep stack (see
-#: ``call_with_deep_recursion``): Keras walks a functional graph recursively, a few Python frames per
-#: layer, and ResNet1202 v1 (n=200) needs more than Python's default limit of 1,000 frames.
+#: ``call_with_deep_recursion``): Keras walks a functional graph recursively, and through the 4,209
+#: layers of ResNet1202 v1 (n=200) that walk nests deeper than Python's default limit of 1,000 calls.
 DEEP_N = 50
 _DEEP_RECURSION_LIMIT = 50_000
 _DEEP_STACK_BYTES = 256 * 1024 * 1024
