@@ -407,6 +407,13 @@ def test_a_deep_build_keeps_the_callers_dtype_policy_and_errors(monkeypatch):
         keras.mixed_precision.set_global_policy("float32")
     assert model.get_layer("conv1_conv").compute_dtype == "bfloat16" and model.output.dtype == "float32"
 
+    import tensorflow as tf
+
+    strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
+    with strategy.scope():  # e.g. training's MirroredStrategy: the thread builds in the caller's scope
+        assert models.call_with_deep_recursion(tf.distribute.get_strategy) is strategy
+    assert models.call_with_deep_recursion(tf.distribute.has_strategy) is False
+
     def fail():
         raise KeyError("raised in the thread")
 
