@@ -9,7 +9,7 @@ two campaigns can share the work, one per CPU core::
     python results/campaign.py --data-dir "$CIFAR10_DIR"                # the CPU part, from a local copy
     python results/campaign.py                                          # the same, letting Keras download CIFAR-10
     python results/campaign.py --part gpu --stop-after 10               # the GPU part, stopped after 10 minutes
-    python results/campaign.py --write-tables                           # the finished runs into the READMEs' tables
+    python results/campaign.py --write-tables                           # the finished runs into results/README.md's table
 
 A run stopped by ``--stop-after`` (or Ctrl-C, or a lost session) resumes from its last finished
 epoch the next time. The questions each group of runs answers, and the notebook that reads it, are
@@ -69,7 +69,7 @@ SEED = "seeds: the spread of the headline comparisons (notebooks 04, 08)"
 SUBSET = "the CIFAR stem against the ImageNet stem, on a 10,000-image subset (notebook 04)"
 STUCK = "why ResNet56 stayed at chance on the subset: another seed, and the full-data run's warm-up length (notebook 04)"
 RATE = "ResNet50: the net or the recipe? A quarter of the default's peak rate, on the subset (notebook 04)"
-TIME = "time to 85% and 88%: the default against the Keras example's recipe (README, benchmarks/RESULTS.md)"
+TIME = "time to 85% and 88%: the default against the Keras example's recipe (results/README.md, benchmarks/RESULTS.md)"
 SUBSET_IMAGES = 10_000
 PAPER = "how close to the paper: ResNet20 at 90.5% or more at the final epoch within 100 epochs (notebook 07)"
 OWN_RECIPE = "the ImageNet-stem nets on a recipe of their own: the peak rate, chosen on the 45k/5k split (notebook 04)"
@@ -258,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(RESULTS), help="where the run folders go (default: results/)")
     parser.add_argument("--list", action="store_true", help="print each planned run's state and stop")
     parser.add_argument("--dry-run", action="store_true", help="print the commands that would run and stop")
-    parser.add_argument("--write-tables", action="store_true", help="write the finished runs into the results tables of README.md and results/README.md, and stop")
+    parser.add_argument("--write-tables", action="store_true", help="write the finished runs into the results table of results/README.md, and stop")
     args = parser.parse_args(argv)
     out_dir = Path(args.out)
     if args.write_tables:
