@@ -16,7 +16,10 @@ Shortcuts where the shape changes (``shortcut=``):
 from __future__ import annotations
 
 import numbers
-from typing import Sequence
+import sys
+import threading
+from pathlib import Path
+from typing import Callable, Sequence, TypeVar
 
 import keras
 from keras import layers
@@ -27,10 +30,91 @@ from resnet_utils.layers import ZeroPadShortcut, channel_axis, resnet_layer
 SHORTCUTS = ("projection", "zeropad", "none")
 VERSIONS = (1, 2)
 CIFAR_INPUT_SHAPE = (32, 32, 3)
-#: The most blocks per stage that build, save and load here (v1: ResNet602, v2: ResNet542). Keras
-#: walks a functional graph recursively, so much deeper nets end in a RecursionError, after minutes
-#: and gigabytes of building (n=200, ResNet1202, already does).
-MAX_N = {1: 100, 2: 60}
+#: The most blocks per stage, the deepest nets of the two tables this collection reproduces, each
+#: built, counted, run, saved and loaded by the tests: v1 n=200 is ResNet1202 (He et al., Table 6),
+#: v2 n=111 is ResNet1001 (the Keras example's table). Deeper nets are refused: untested.
+MAX_N = {1: 200, 2: 111}
+#: From this many blocks per stage on, a net is built in a thread with a deep stack (see
+#: ``call_with_deep_recursion``): Keras walks a functional graph recursively, and through the 4,209
+#: layers of ResNet1202 v1 (n=200) that walk nests deeper than Python's default limit of 1,000 calls.
+DEEP_N = 50
+_DEEP_RECURSION_LIMIT = 50_000
+_DEEP_STACK_BYTES = 256 * 1024 * 1024
+_in_deep_thread = threading.local()
+
+_T = TypeVar("_T")
+
+
+def call_with_deep_recursion(function: Callable[..., _T], *args, **kwargs) -> _T:
+    """``function(*args, **kwargs)``, run in a thread with a 256 MiB stack while Python's recursion
+    limit is raised to 50,000, then restored; its result is returned and its exception raised here.
+
+    Keras builds, and loads, a functional model by walking its graph recursively, so a net of
+    thousands of layers (ResNet1202) exceeds Python's default limit of 1,000 frames, and raising the
+    limit on the main thread's own stack (8 MiB) risks a crash instead of an error. Keras keeps some
+    settings per thread; the caller's dtype policy, custom objects and TensorFlow distribution
+    strategy are applied in the thread too. Called from inside such a thread, it just calls.
+    """
+    if getattr(_in_deep_thread, "active", False):
+        return function(*args, **kwargs)
+    policy = keras.config.dtype_policy()
+    custom_objects = keras.saving.get_custom_objects().copy()
+    strategy = _current_strategy()
+    outcome: dict = {}
+
+    def work():
+        _in_deep_thread.active = True
+        try:
+            keras.config.set_dtype_policy(policy)
+            with keras.saving.custom_object_scope(custom_objects):
+                if strategy is None:
+                    outcome["value"] = function(*args, **kwargs)
+                else:
+                    with strategy.scope():
+                        outcome["value"] = function(*args, **kwargs)
+        except BaseException as error:  # raised again in the caller's thread
+            outcome["error"] = error
+
+    old_limit, old_stack = sys.getrecursionlimit(), threading.stack_size()
+    sys.setrecursionlimit(max(old_limit, _DEEP_RECURSION_LIMIT))
+    try:
+        threading.stack_size(_DEEP_STACK_BYTES)
+        thread = threading.Thread(target=work, name="resnet-utils-deep-graph")
+        thread.start()
+    finally:
+        threading.stack_size(old_stack)
+    try:
+        thread.join()
+    finally:
+        sys.setrecursionlimit(old_limit)
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+def _current_strategy():
+    """The TensorFlow distribution strategy whose scope the caller is in, or ``None``."""
+    if keras.backend.backend() != "tensorflow":
+        return None
+    import tensorflow as tf
+
+    return tf.distribute.get_strategy() if tf.distribute.has_strategy() else None
+
+
+def _walk_graph(deep: bool, function: Callable[..., _T], *args, **kwargs) -> _T:
+    """``function(*args, **kwargs)``, through ``call_with_deep_recursion`` if ``deep``."""
+    return call_with_deep_recursion(function, *args, **kwargs) if deep else function(*args, **kwargs)
+
+
+def load_model(path: str | Path, **kwargs) -> keras.Model:
+    """``keras.models.load_model(path, **kwargs)`` for a net of any depth this module builds: loading
+    walks the graph as building does, so it runs through ``call_with_deep_recursion``."""
+    return call_with_deep_recursion(keras.models.load_model, path, **kwargs)
+
+
+def save_model(model: keras.Model, path: str | Path, **kwargs) -> None:
+    """``model.save(path, **kwargs)`` through ``call_with_deep_recursion``, for nets of any depth."""
+    call_with_deep_recursion(model.save, path, **kwargs)
 
 
 def _is_whole_number(value) -> bool:
@@ -55,9 +139,8 @@ def _check_not_too_deep(n: int, version: int) -> None:
     if n > MAX_N[version]:
         deepest = (6 if version == 1 else 9) * MAX_N[version] + 2
         raise ValueError(
-            f"n={n} is too deep: ResNet v{version} supports at most n={MAX_N[version]} (depth {deepest}). "
-            "Keras builds and saves a model by walking its graph recursively, and much deeper nets exceed "
-            "Python's recursion limit after minutes and gigabytes of building."
+            f"n={n} is too deep: ResNet v{version} supports at most n={MAX_N[version]} (depth {deepest}), "
+            "the deepest net of the paper's and the Keras example's tables and the deepest tested; choose a smaller n."
         )
 
 
@@ -160,9 +243,13 @@ def resnet_v1(
         output_dtype: dtype of the classifier, e.g. ``"float32"`` under mixed precision.
     """
     n = n_from_depth(depth, 1)
-    depth = int(depth)
     _check_shortcut(shortcut)
     input_shape = _check_input_shape(input_shape, _CIFAR_SMALLEST, _CIFAR_HEAD_REASON)
+    return _walk_graph(n >= DEEP_N, _resnet_v1_graph, input_shape, n, num_classes, shortcut, output_dtype)
+
+
+def _resnet_v1_graph(input_shape, n: int, num_classes: int, shortcut: str, output_dtype: str | None) -> keras.Model:
+    depth = depth_from_n(n, 1)
     inputs = keras.Input(shape=input_shape, name="image")
     x = resnet_layer(inputs, num_filters=16, name="conv1")
     filters = 16
@@ -202,9 +289,13 @@ def resnet_v2(
     Args are as for :func:`resnet_v1`; ``depth`` is 56, 110, 164, ... (9n+2).
     """
     n = n_from_depth(depth, 2)
-    depth = int(depth)
     _check_shortcut(shortcut)
     input_shape = _check_input_shape(input_shape, _CIFAR_SMALLEST, _CIFAR_HEAD_REASON)
+    return _walk_graph(n >= DEEP_N, _resnet_v2_graph, input_shape, n, num_classes, shortcut, output_dtype)
+
+
+def _resnet_v2_graph(input_shape, n: int, num_classes: int, shortcut: str, output_dtype: str | None) -> keras.Model:
+    depth = depth_from_n(n, 2)
     inputs = keras.Input(shape=input_shape, name="image")
     x = resnet_layer(inputs, num_filters=16, conv_first=True, name="conv1")
     width = 16
@@ -267,7 +358,8 @@ def with_keras_batch_normalization(model: keras.Model) -> keras.Model:
             return layers.BatchNormalization.from_config(layer.get_config())
         return layer.__class__.from_config(layer.get_config())
 
-    copy = keras.models.clone_model(model, clone_function=clone)
+    # Cloning walks the graph as building does: a net of thousands of layers needs the deep stack too.
+    copy = _walk_graph(len(model.layers) > 1000, keras.models.clone_model, model, clone_function=clone)
     copy.set_weights(model.get_weights())
     return copy
 

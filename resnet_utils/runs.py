@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,9 +81,10 @@ def load_run(path: str | Path) -> Run:
     return Run(path, read_json("config.json"), read_log_frame(path / "log.csv"), read_json("metrics.json"))
 
 
-def load_runs(results_dir: str | Path) -> dict[str, Run]:
-    """Every run folder (a folder with a config.json) under ``results_dir``, by folder name."""
-    results_dir = Path(results_dir)
+def load_runs(results_dir: str | Path | None = None) -> dict[str, Run]:
+    """Every run folder (a folder with a config.json) under ``results_dir``, by folder name; without
+    one, under the committed results (:func:`results_dir`). A folder that does not exist has none."""
+    results_dir = Path(results_dir) if results_dir is not None else _find_results_dir()
     if not results_dir.is_dir():
         return {}
     return {p.parent.name: load_run(p.parent) for p in sorted(results_dir.glob("*/config.json"))}
@@ -122,7 +124,7 @@ def find_run(identity: dict, results_dir: str | Path | None = None, ignore: tupl
     those in ``ignore`` (by default the data *source*: ``"auto"`` and ``"folder"`` can name the same
     images), or ``None``. Of several, the first by folder name."""
     wanted = {k: v for k, v in identity.items() if k not in ignore}
-    for run in load_runs(RESULTS_DIR if results_dir is None else results_dir).values():
+    for run in load_runs(results_dir).values():
         if run.finished:
             recorded = identity_of(run)
             if {k: recorded.get(k) for k in wanted} == wanted:
@@ -230,7 +232,58 @@ def seed_summary(table: pd.DataFrame) -> pd.DataFrame:
 
 # --- the committed trained models ------------------------------------------------------------------
 
-RESULTS_DIR = Path(__file__).resolve().parent.parent / "results"  # the repository's committed run folders
+RESULTS_ENV = "RESNET_RESULTS_DIR"  # a folder of run folders to read instead of the repository's results/
+RUNS_ENV = "RESNET_RUNS_DIR"  # where the notebooks train new runs instead of the repository's runs/
+
+
+class ResultsNotFound(FileNotFoundError):
+    """No folder of committed run folders: none given, none set, and no repository around the package."""
+
+
+def repository_root(package_dir: str | Path | None = None) -> Path | None:
+    """The repository this package sits in (the folder above ``resnet_utils/`` holding ``pyproject.toml``
+    and ``results/``), or ``None`` once it is installed elsewhere (site-packages, Colab's pip)."""
+    root = Path(package_dir or Path(__file__).parent).resolve().parent
+    return root if (root / "pyproject.toml").is_file() and (root / "results").is_dir() else None
+
+
+def results_dir(path: str | Path | None = None) -> Path:
+    """The folder of committed run folders: ``path`` if given, else ``$RESNET_RESULTS_DIR``, else the
+    repository's ``results/`` (found from the package's location, whatever the working directory).
+
+    Raises ``ResultsNotFound`` (one line: what is missing and what to set) if the chosen folder does
+    not exist, or if none is given or set and the package is not inside its repository.
+    """
+    if path is None and os.environ.get(RESULTS_ENV):
+        path, source = os.environ[RESULTS_ENV], f"${RESULTS_ENV}"
+    else:
+        source = "results_dir"
+    if path is not None:
+        folder = Path(path).expanduser()
+        if not folder.is_dir():
+            raise ResultsNotFound(f"{source} is {str(path)!r}, which is not a folder: point it at a folder of run folders "
+                                  "(the repository's results/).")
+        return folder
+    root = repository_root()
+    if root is None:
+        raise ResultsNotFound(f"No results folder: resnet_utils is installed outside its repository, so there is no "
+                              f"results/ beside it; set {RESULTS_ENV} (or pass results_dir=) to a clone's results/ folder.")
+    return root / "results"
+
+
+_find_results_dir = results_dir  # for the functions below, whose argument of that name shadows it
+
+
+def runs_dir(path: str | Path | None = None) -> Path:
+    """Where new runs go (folders the notebooks train into; not created here): ``path`` if given, else
+    ``$RESNET_RUNS_DIR``, else the repository's ``runs/`` (git-ignored), else ``runs/`` in the working
+    directory when the package is installed outside its repository (e.g. ``/content/runs`` on Colab)."""
+    if path is not None:
+        return Path(path).expanduser()
+    if os.environ.get(RUNS_ENV):
+        return Path(os.environ[RUNS_ENV]).expanduser()
+    root = repository_root()
+    return root / "runs" if root is not None else Path.cwd() / "runs"
 
 
 @dataclass
@@ -292,9 +345,10 @@ def trained_models(results_dir: str | Path | None = None) -> pd.DataFrame:
     """The finished runs with a loadable model, one row per run: model name, checkpoint, accuracy, epochs.
 
     ``load_trained`` accepts a model name (the most-trained run of that model is taken) or a run name.
+    ``results_dir`` is found as :func:`results_dir` finds it; ``ResultsNotFound`` if there is none.
     """
     rows = []
-    for name, run in load_runs(results_dir or RESULTS_DIR).items():
+    for name, run in load_runs(_find_results_dir(results_dir)).items():
         chosen = _checkpoint_of(run) if run.finished else None
         if chosen is None:
             continue
@@ -312,11 +366,13 @@ def load_trained(name: str, results_dir: str | Path | None = None) -> TrainedMod
     it, else ``best.keras`` (the best epoch, chosen on the test set); ``TrainedModel.describe()`` says
     which, with the accuracy, the data, the machine and the command that made it.
 
+    ``results_dir`` is found as :func:`results_dir` finds it (argument, ``$RESNET_RESULTS_DIR``, the
+    repository's ``results/``); without one it raises ``ResultsNotFound`` saying what to set.
     Raises ``KeyError`` naming the available models and runs if ``name`` is neither.
     """
-    import keras
+    from resnet_utils.models import load_model  # loads a net of any depth the package builds
 
-    results_dir = Path(results_dir) if results_dir is not None else RESULTS_DIR
+    results_dir = _find_results_dir(results_dir)
     available = trained_models(results_dir)
     if name in available.index:
         run_name = name
@@ -331,7 +387,7 @@ def load_trained(name: str, results_dir: str | Path | None = None) -> TrainedMod
         run_name = matches.sort_values(["epochs", "test_accuracy"], ascending=False).index[0]
     run = load_run(results_dir / run_name)
     checkpoint, accuracy = _checkpoint_of(run)
-    model = keras.models.load_model(run.path / checkpoint, compile=False)  # for predictions: no optimizer or loss needed
+    model = load_model(run.path / checkpoint, compile=False)  # for predictions: no optimizer or loss needed
     return TrainedModel(model=model, name=run.metrics.get("model", model.name), run=run, checkpoint=checkpoint,
                         test_accuracy=accuracy, mean=np.load(run.path / "mean.npy"))
 

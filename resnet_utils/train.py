@@ -29,7 +29,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     model = parser.add_argument_group("model")
     model.add_argument("--n", type=int, help="blocks per stage: depth 6n+2 (v1) or 9n+2 (v2); default 3")
-    model.add_argument("--depth", type=int, help="instead of --n: 20, 32, 44, 56, 110 (v1) or 56, 110, 164 (v2)")
+    model.add_argument("--depth", type=int, help="instead of --n: 20, 32, 44, 56, 110, ... 1202 (v1) or 56, 110, 164, ... 1001 (v2)")
     model.add_argument("--version", type=int, default=1, help="1 (basic blocks) or 2 (pre-activation bottleneck)")
     model.add_argument("--shortcut", default="projection", help=f"one of {', '.join(models.SHORTCUTS)} ('none' = plain net)")
     model.add_argument("--arch", default="cifar", help=f"one of {', '.join(training.ARCHS)}; resnet18/50 are ImageNet-style")

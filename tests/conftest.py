@@ -8,9 +8,11 @@ import pytest  # noqa: E402
 
 @pytest.fixture(autouse=True)
 def _no_dataset_env(monkeypatch, tmp_path):
-    """Tests never see the developer's data settings and never write to ~/.cache."""
+    """Tests never see the developer's data, results and runs settings and never write to ~/.cache."""
     monkeypatch.delenv("RESNET_CIFAR10_DIR", raising=False)
     monkeypatch.delenv("RESNET_DATA", raising=False)
+    monkeypatch.delenv("RESNET_RESULTS_DIR", raising=False)
+    monkeypatch.delenv("RESNET_RUNS_DIR", raising=False)
     monkeypatch.setenv("RESNET_CACHE_DIR", str(tmp_path / "cache"))
 
 

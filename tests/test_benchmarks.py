@@ -10,6 +10,7 @@ import pytest
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
+sys.path.insert(0, str(BENCHMARKS / "investigations"))  # the one-off investigations' scripts
 
 import classic_recipe  # noqa: E402
 import peers  # noqa: E402
@@ -211,6 +212,22 @@ def test_peers_torch_resnet20_is_the_keras_model():
     model = peers.torch_resnet20(torch)
     assert peers.torch_parameter_count(model) == peers.RESNET20_PARAMETERS == models.build_resnet(3, 1).count_params()
     assert model(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_the_folder_holds_the_scripts_a_reader_reruns_and_every_file_named_is_there():
+    import re
+
+    top = {p.name for p in BENCHMARKS.iterdir() if p.is_file()}
+    assert {"throughput.py", "peers.py", "time_to_accuracy.py", "gpu_check.sh", "recipe_screen.py", "jpeg_cost.py"} <= top
+    assert {"throughput-cpu.md", "peers-cpu-2core.md"} <= top  # their latest tables
+    readme, results = (BENCHMARKS / "README.md").read_text(), (BENCHMARKS / "RESULTS.md").read_text()
+    for script in sorted(p.name for p in BENCHMARKS.glob("**/*.py") if p.name != "classic_recipe.py"):
+        assert f"`{script}`" in readme, f"benchmarks/README.md does not list {script}"
+    run_folder_files = {"log.csv", "config.json", "metrics.json", "summary.md"}
+    for name in set(re.findall(r"`((?:benchmarks/)?(?:investigations/)?[\w.-]+\.(?:md|csv|txt|py|sh))`", readme + results)):
+        name = name.removeprefix("benchmarks/")
+        if name not in run_folder_files:
+            assert (BENCHMARKS / name).exists() or (BENCHMARKS / "investigations" / name).exists(), name
 
 
 def test_flip_tta_scores_a_committed_model_both_ways():

@@ -93,7 +93,11 @@ def test_the_campaign_runs_skips_what_is_done_and_stops_on_time(tmp_path, monkey
 
 
 def test_the_readme_tables_are_the_run_folders():
-    """Every finished run in results/ is in both results tables, with its numbers as its files say."""
+    """Every finished run in results/ is in the results table of results/README.md, with its numbers
+    as its files say; the landing page links to it instead of holding a copy."""
+    assert campaign.TABLE_FILES == (campaign.RESULTS / "README.md",)
+    landing = (campaign.RESULTS.parent / "README.md").read_text()
+    assert campaign.TABLE_START not in landing and "(results/README.md)" in landing
     table = campaign.results_table()
     for path in campaign.TABLE_FILES:
         text = path.read_text()
@@ -104,3 +108,24 @@ def test_the_readme_tables_are_the_run_folders():
         if metrics.get("status") == "complete" and (folder.parent / "config.json").exists():
             row = next(line for line in table.splitlines() if line.startswith(f"| `{folder.parent.name}` |"))
             assert f"| {100 * metrics['test_accuracy_last']:.2f}% |" in row and f"| {metrics['train_images']:,} |" in row
+
+
+def test_the_landing_pages_headline_numbers_are_the_committed_runs(tmp_path):
+    """Each accuracy the README leads with is the final epoch's of the run folders it names."""
+    import importlib.util
+
+    readme = (campaign.RESULTS.parent / "README.md").read_text()
+    final = {p.parent.name: 100 * json.loads(p.read_text())["test_accuracy_last"] for p in campaign.RESULTS.glob("*/metrics.json")}
+    single = ["plain20-10ep", "plain56-10ep", "resnet20v1-10ep", "resnet56v1-10ep", "resnet20v1-default-30ep"]
+    for run in single:
+        assert f"{final[run]:.2f}%" in readme, run
+    seeds = {"resnet20v1-10ep": "ResNet20", "resnet50-imagenet-stem-10ep": "ResNet50"}
+    for group in seeds:
+        values = [final[name] for name in (group, f"{group}-seed1", f"{group}-seed2")]
+        assert f"{sum(values) / 3:.2f}% on average ({min(values):.2f}-{max(values):.2f}%)" in readme, group
+    # its figure is drawn from those runs by the committed script
+    spec = importlib.util.spec_from_file_location("readme_figure", campaign.RESULTS.parent / "docs" / "readme_figure.py")
+    figure = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(figure)
+    assert figure.draw(tmp_path / "figure.png").stat().st_size > 10_000
+    assert f"]({figure.FIGURE.relative_to(campaign.RESULTS.parent)})" in readme

@@ -31,7 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
     (["--n", "2", "--depth", "20"], "give --n or --depth, not both"),
     (["--version", "1.0"], "argument --version: invalid int value: '1.0'"),
     (["--out", ""], "out must name the run folder"),
-    (["--n", "1000"], "n=1000 is too deep: ResNet v1 supports at most n=100"),
+    (["--n", "1000"], "n=1000 is too deep: ResNet v1 supports at most n=200"),
+    (["--depth", "1010", "--version", "2"], "n=112 is too deep: ResNet v2 supports at most n=111 (depth 1001)"),
     (["--limit-train", "5000"], "limit_train is 5,000 but the data has only 1,000 training images"),
     (["--distribute", "tpu"], "invalid choice: 'tpu'"),
 ])
@@ -46,6 +47,14 @@ def test_bad_arguments_exit_with_a_message(tmp_path, capsys, args, message):
     assert code == 2
     err = capsys.readouterr().err
     assert message in err and err.startswith("error: ") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("depth,version,n", [(110, 1, 18), (1202, 1, 200), (164, 2, 18), (1001, 2, 111)])
+def test_every_depth_of_the_tables_is_accepted(monkeypatch, tmp_path, depth, version, n):
+    asked = []
+    monkeypatch.setattr(training, "train", lambda config: asked.append(config))
+    assert cli.main(["--depth", str(depth), "--version", str(version), "--data", "sample", "--out", str(tmp_path / "run")]) == 0
+    assert asked[0].n == n
 
 
 def test_the_command_line_honours_resnet_data(monkeypatch, tmp_path):

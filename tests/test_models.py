@@ -272,9 +272,10 @@ def test_a_version_that_is_not_1_or_2_is_refused(version):
 
 
 @pytest.mark.parametrize("call,message", [
-    (lambda m: m.build_resnet(1000), r"n=1000 is too deep: ResNet v1 supports at most n=100 \(depth 602\)"),
-    (lambda m: m.build_resnet(61, 2), r"n=61 is too deep: ResNet v2 supports at most n=60 \(depth 542\)"),
+    (lambda m: m.build_resnet(201), r"n=201 is too deep: ResNet v1 supports at most n=200 \(depth 1202\)"),
+    (lambda m: m.build_resnet(112, 2), r"n=112 is too deep: ResNet v2 supports at most n=111 \(depth 1001\)"),
     (lambda m: m.resnet_v1(depth=6002), "n=1000 is too deep"),
+    (lambda m: m.resnet_v2(depth=1010), "n=112 is too deep"),
     (lambda m: m.build_resnet(1, input_shape=(16, 16, 3)), r"input_shape \(16, 16, 3\) is too small: .*at least 29"),
     (lambda m: m.build_resnet(1, input_shape=(32, 32)), r"input_shape must be \(height, width, channels\)"),
     (lambda m: m.resnet18(input_shape=(32, 0, 3)), r"input_shape must be \(height, width, channels\)"),
@@ -368,3 +369,70 @@ def test_models_saved_with_the_layers_earlier_name_still_load():
 
     model = keras.models.load_model(Path(__file__).parent.parent / "results" / "resnet20v1-default-4ep" / "best.keras", compile=False)
     assert isinstance(model.get_layer("conv1_bn"), FusedBatchNormalization) and model.count_params() == 274_442
+
+
+# --- the deepest nets of the tables: ResNet1202 v1 (He et al., Table 6) and ResNet1001 v2 (the Keras
+# example's table). Tens of seconds each to build: Keras creates over 3,000 layers. Built once here.
+
+DEEPEST = {(1, 1202): 19_558_378, (2, 1001): 30_539_498}  # Keras's count_params(), option B shortcuts
+
+
+@pytest.fixture(scope="module")
+def resnet1202v1():
+    return models.resnet_v1(depth=1202)
+
+
+def test_resnet1202_v1_builds_with_its_parameter_count(resnet1202v1):
+    import sys
+
+    limit = sys.getrecursionlimit()
+    assert resnet1202v1.name == "resnet1202v1" and resnet1202v1.count_params() == DEEPEST[(1, 1202)]
+    # The paper's Table 6 says 19.4M (learned weights only, as paper_parameter_count counts).
+    assert round(paper_parameter_count(resnet1202v1) / 1e6, 1) == 19.4
+    assert sum(isinstance(layer, (layers.Conv2D, layers.Dense)) and "_0_" not in layer.name
+               for layer in resnet1202v1.layers) == 1202  # weighted layers on the main path
+    assert models.build_resnet(1, 1).count_params() and sys.getrecursionlimit() == limit  # limit restored
+
+
+@pytest.mark.slow  # over a minute on a busy 2-core CPU
+def test_resnet1001_v2_builds_with_its_parameter_count():
+    model = models.build_resnet(models.n_from_depth(1001, 2), 2)
+    assert model.name == "resnet1001v2" and model.count_params() == DEEPEST[(2, 1001)]
+
+
+@pytest.mark.slow  # about a minute and a half on a busy 2-core CPU
+def test_resnet1202_v1_saves_loads_and_runs(resnet1202v1, tmp_path):
+    path = tmp_path / "resnet1202v1.keras"
+    resnet1202v1.save(path)  # Keras's own save walks the graph within Python's default limit
+    loaded = models.load_model(path)  # keras.models.load_model alone ends in a RecursionError
+    assert loaded.name == "resnet1202v1" and loaded.count_params() == DEEPEST[(1, 1202)]
+    assert all(np.array_equal(a, b) for a, b in zip(resnet1202v1.get_weights(), loaded.get_weights()))
+    # Untrained, its BN's moving statistics (mean 0, variance 1) let the signal grow through 600 blocks
+    # to overflow in inference mode, so the forward pass normalises with the batch's statistics.
+    images = np.random.default_rng(0).normal(size=(2, 32, 32, 3)).astype("float32")
+    probabilities = keras.ops.convert_to_numpy(loaded(images, training=True))
+    assert probabilities.shape == (2, 10) and np.allclose(probabilities.sum(axis=1), 1, atol=1e-4)
+
+
+def test_a_deep_build_keeps_the_callers_dtype_policy_and_errors(monkeypatch):
+    # Nets from DEEP_N blocks per stage are built in another thread, where Keras keeps its own settings.
+    monkeypatch.setattr(models, "DEEP_N", 1)
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        model = models.build_resnet(1, 1, output_dtype="float32")
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert model.get_layer("conv1_conv").compute_dtype == "bfloat16" and model.output.dtype == "float32"
+
+    import tensorflow as tf
+
+    strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
+    with strategy.scope():  # e.g. training's MirroredStrategy: the thread builds in the caller's scope
+        assert models.call_with_deep_recursion(tf.distribute.get_strategy) is strategy
+    assert models.call_with_deep_recursion(tf.distribute.has_strategy) is False
+
+    def fail():
+        raise KeyError("raised in the thread")
+
+    with pytest.raises(KeyError, match="raised in the thread"):
+        models.call_with_deep_recursion(fail)

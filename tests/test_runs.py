@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -93,7 +94,7 @@ def test_short_machine_drops_trademarks_and_clock_but_keeps_the_cores():
 def test_every_finished_committed_run_has_a_complete_identity_once_filled():
     from resnet_utils.training import IDENTITY_FIELDS
 
-    finished = {name: run for name, run in runs.load_runs(runs.RESULTS_DIR).items() if run.finished}
+    finished = {name: run for name, run in runs.load_runs(runs.results_dir()).items() if run.finished}
     assert len(finished) > 10
     for name, run in finished.items():
         identity = runs.identity_of(run)
@@ -105,7 +106,7 @@ def test_every_finished_committed_run_has_a_complete_identity_once_filled():
 
 
 def test_a_folder_from_before_warmup_takes_the_fast_schedules_old_warmup():
-    run = runs.load_run(runs.RESULTS_DIR / "resnet20v1-default-30ep")
+    run = runs.load_run(runs.results_dir() / "resnet20v1-default-30ep")
     assert "warmup" not in run.config["identity"]  # the folder predates the field: the case this guards
     from resnet_utils.training import FAST_WARMUP
 
@@ -126,9 +127,57 @@ def test_find_run_ignores_unfinished_runs(tmp_path):
     import json
     import shutil
 
-    shutil.copytree(runs.RESULTS_DIR / "resnet20v1-default-4ep", tmp_path / "copy", ignore=shutil.ignore_patterns("*.keras", "*.npz"))
+    shutil.copytree(runs.results_dir() / "resnet20v1-default-4ep", tmp_path / "copy", ignore=shutil.ignore_patterns("*.keras", "*.npz"))
     identity = runs.identity_of(runs.load_run(tmp_path / "copy"))
     assert runs.find_run(identity, tmp_path).name == "copy"
     metrics = json.loads((tmp_path / "copy" / "metrics.json").read_text())
     (tmp_path / "copy" / "metrics.json").write_text(json.dumps({**metrics, "status": "running"}))
     assert runs.find_run(identity, tmp_path) is None
+
+# --- where the committed results are, whatever the working directory ----------------------------
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+
+
+def test_results_are_found_from_the_package_not_the_working_directory(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)  # e.g. papermill run from elsewhere: "../results" would point nowhere
+    assert runs.repository_root() == REPOSITORY
+    assert runs.results_dir() == REPOSITORY / "results"
+    assert "resnet20v1-default-30ep" in runs.trained_models().index
+    assert runs.runs_dir() == REPOSITORY / "runs"
+
+
+def test_an_argument_then_the_environment_choose_the_folders(monkeypatch, tmp_path):
+    mine, theirs = tmp_path / "mine", tmp_path / "theirs"
+    mine.mkdir(), theirs.mkdir()
+    monkeypatch.setenv(runs.RESULTS_ENV, str(theirs))
+    monkeypatch.setenv(runs.RUNS_ENV, str(tmp_path / "new-runs"))
+    assert runs.results_dir() == theirs and runs.results_dir(mine) == mine
+    assert runs.trained_models().empty  # read from $RESNET_RESULTS_DIR, which holds no runs
+    assert runs.runs_dir() == tmp_path / "new-runs" and runs.runs_dir(mine) == mine
+
+
+@pytest.mark.parametrize("setting", ["argument", "environment"])
+def test_a_results_folder_that_is_not_there_is_one_line_naming_it(monkeypatch, tmp_path, setting):
+    missing = tmp_path / "no-such-folder"
+    if setting == "environment":
+        monkeypatch.setenv(runs.RESULTS_ENV, str(missing))
+    with pytest.raises(runs.ResultsNotFound) as error:
+        runs.load_trained("resnet20v1", missing if setting == "argument" else None)
+    message = str(error.value)
+    assert "no-such-folder" in message and "not a folder" in message and "\n" not in message
+    assert message.startswith("$RESNET_RESULTS_DIR is" if setting == "environment" else "results_dir is")
+
+
+def test_installed_outside_the_repository_load_trained_says_what_to_set(monkeypatch, tmp_path):
+    installed = tmp_path / "site-packages" / "resnet_utils"
+    installed.mkdir(parents=True)
+    assert runs.repository_root(installed) is None
+    assert runs.repository_root(REPOSITORY / "resnet_utils") == REPOSITORY
+    monkeypatch.setattr(runs, "repository_root", lambda package_dir=None: None)
+    for call in (lambda: runs.load_trained("resnet20v1"), runs.trained_models):
+        with pytest.raises(runs.ResultsNotFound, match="installed outside its repository.*set RESNET_RESULTS_DIR") as error:
+            call()
+        assert "\n" not in str(error.value)
+    monkeypatch.chdir(tmp_path)
+    assert runs.runs_dir() == tmp_path / "runs"  # new runs go beside the notebook instead (Colab: /content/runs)

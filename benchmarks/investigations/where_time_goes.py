@@ -1,6 +1,6 @@
 """Where a ResNet20 training step's time goes, on this machine.
 
-    python benchmarks/where_time_goes.py [--batch-size 128] [--images 2048]
+    python benchmarks/investigations/where_time_goes.py [--batch-size 128] [--images 2048]
 
 Part 1 (one process, interleaved, best of 2 rounds): the input pipelines alone, the forward pass
 alone, a training step on a batch already in memory (``train_on_batch``) and ``fit`` on the
@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: throughput, classic_recipe
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402

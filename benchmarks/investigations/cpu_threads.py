@@ -1,6 +1,6 @@
 """Why the default path gains little from a CPU's second core: threads, replicas and oneDNN's kernels.
 
-    python benchmarks/cpu_threads.py [--rounds 2] [--markdown benchmarks/cpu-threads.md]
+    python benchmarks/investigations/cpu_threads.py [--rounds 2] [--markdown benchmarks/investigations/cpu-threads.md]
 
 Part 1, settings: the default ``fit`` (``training.compile_model`` + ``data.make_dataset``, ResNet20 v1,
 batch 128, random images) in a fresh process per setting, the settings interleaved round by round so
@@ -267,5 +267,5 @@ def operations_table(steps: int):
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(HERE))
+    sys.path.insert(0, str(HERE.parent))  # benchmarks/: throughput
     main()

@@ -1,7 +1,7 @@
 """Flip test-time augmentation: what averaging each test image with its mirror image adds, per run.
 
-    python benchmarks/flip_tta.py --data-dir "$CIFAR10_DIR"                      # the default-recipe runs
-    python benchmarks/flip_tta.py --data-dir "$CIFAR10_DIR" --runs resnet20v1-default-30ep
+    python benchmarks/investigations/flip_tta.py --data-dir "$CIFAR10_DIR"                      # the default-recipe runs
+    python benchmarks/investigations/flip_tta.py --data-dir "$CIFAR10_DIR" --runs resnet20v1-default-30ep
 
 For each finished run folder in ``results/`` it classifies the test images with the run's committed
 model, once as they are and once averaging the softmax of each image and its horizontal mirror, and
@@ -23,13 +23,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: throughput, classic_recipe
 
 from throughput import markdown_table  # noqa: E402
 from resnet_utils import data as data_lib  # noqa: E402
 from resnet_utils import runs as runs_lib  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parents[1] / "results"
+RESULTS = Path(__file__).resolve().parents[2] / "results"
 
 
 def flip_accuracy(model, images: np.ndarray, labels: np.ndarray, mean: np.ndarray, batch_size: int = 500) -> tuple[float, float]:

@@ -2,7 +2,7 @@
 default, 15%, and 30%, the rate shape of a one-cycle policy) and an exponential moving average (EMA)
 of the weights.
 
-    python benchmarks/warmup_ema_screen.py --epochs 4 --data folder --data-dir "$CIFAR10_DIR"
+    python benchmarks/investigations/warmup_ema_screen.py --epochs 4 --data folder --data-dir "$CIFAR10_DIR"
 
 ResNet20 v1 with the default recipe (``training.DEFAULT_RECIPE["fast"]``) but for the warm-up (the
 ``warmup`` recipe field, ``train --warmup``), 45,000 training images,
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", help="also write the table to this Markdown file")
     args = parser.parse_args(argv)
     data = data_lib.load_cifar10(args.data, args.data_dir)
-    command = "python benchmarks/warmup_ema_screen.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python benchmarks/investigations/warmup_ema_screen.py " + " ".join(argv if argv is not None else sys.argv[1:])
     if args.data_dir:  # the reader's own data folder, not this machine's
         command = command.replace(args.data_dir, '"$CIFAR10_DIR"')
     names = ["trained"] + [f"ema {m}" for m in EMA_MOMENTA]
