@@ -89,9 +89,7 @@ def test_papermill_n12_gives_resnet110_v2(tmp_path, monkeypatch, caplog):
 
 MAX_WORDS = 2000             # markdown cells plus the markdown that code cells write (display(Markdown(...)))
 MAX_GENERATED_PARAGRAPH = 85  # "about 80 words": a generated paragraph longer than that is a wall of text
-#: Chapters being rewritten on other branches (issue 26); the lead removes a mark once its chapter conforms.
-NOT_YET_SHORT = {"04": "04 is being rewritten by the lead (2,576 words; a generated paragraph of 178)",
-                 "07": "07 is being rewritten by the lead (a generated paragraph of 113 words)"}
+
 
 
 def _prose(path):
@@ -110,12 +108,7 @@ def _prose(path):
     return words, generated
 
 
-def _marked(path, marks):
-    reason = marks.get(path.name[:2])
-    return pytest.param(path, marks=pytest.mark.xfail(strict=True, reason=reason)) if reason else path
-
-
-@pytest.mark.parametrize("path", [_marked(p, NOT_YET_SHORT) for p in NOTEBOOKS], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_a_chapter_is_at_most_2000_words_with_short_generated_paragraphs(path):
     words, generated = _prose(path)
     total = words + sum(len(p.split()) for p in generated)
@@ -136,13 +129,10 @@ def test_the_word_count_counts_generated_markdown(tmp_path):
 
 # --- Colab: every chapter's first code cell installs the package there ----------------------------------
 
-#: Chapters on other branches that do not have the cell yet: after merging, the lead runs
-#: `python -m resnet_utils.colab notebooks/0*.ipynb` and removes the mark.
-NO_COLAB_CELL_YET = {n: f"{n} is edited on another branch; the lead writes its cell after merging"
-                     for n in ("02", "03", "04", "07")}
 
 
-@pytest.mark.parametrize("path", [_marked(p, NO_COLAB_CELL_YET) for p in NOTEBOOKS], ids=lambda p: p.name)
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_the_first_code_cell_is_the_colab_setup_cell(path):
     from resnet_utils import colab
 
