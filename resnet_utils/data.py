@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from resnet_utils._quiet import tensorflow as _tensorflow  # TensorFlow, imported quietly when first needed
+
 CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 IMAGE_SHAPE = (32, 32, 3)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -117,6 +119,7 @@ def load_cifar10(source: str | None = None, data_dir: str | os.PathLike | None =
 
 
 def _load_keras() -> CifarData:
+    _tensorflow()
     import keras
 
     try:
@@ -459,7 +462,7 @@ def pad_crop_flip(images, seed, padding: int = 4):
 
     The whole batch is done in a few vectorised operations (one gather for all the crops), not one
     call per image."""
-    import tensorflow as tf
+    tf = _tensorflow()
 
     images = tf.convert_to_tensor(images)
     single = images.shape.rank == 3
@@ -498,7 +501,7 @@ def make_dataset(
     sets it at the start of every epoch, so a run resumed at epoch k trains on exactly the batches an
     uninterrupted run would. Without ``epoch``, the dataset counts its own passes from 0.
     """
-    import tensorflow as tf
+    tf = _tensorflow()
 
     check_arrays(images, labels)
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:

@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 
-from resnet_utils import data, models, training
+from resnet_utils import data, hardware, models, training
 from resnet_utils.training import RunFolderError, TrainConfig, TrainingDiverged, make_schedule
 from helpers import small_config
 
@@ -228,7 +228,7 @@ def test_explicit_precision_settings(setting, expected):
 
 @pytest.mark.parametrize("native", [True, False])
 def test_auto_precision_on_a_cpu_follows_native_bfloat16(monkeypatch, native):
-    monkeypatch.setattr(training, "cpu_has_native_bfloat16", lambda: native)
+    monkeypatch.setattr(hardware, "cpu_has_native_bfloat16", lambda: native)
     assert training.precision_policy("auto") == ("mixed_bfloat16" if native else "float32")
     assert training.precision_policy("on") == "mixed_bfloat16"  # asked for: correct, if slower
 
@@ -258,7 +258,7 @@ def test_mixed_bfloat16_training_keeps_float32_weights_and_outputs(tmp_path, sam
 
 
 def test_compile_model_is_what_train_runs(tmp_path, monkeypatch):
-    monkeypatch.setattr(training, "cpu_has_native_bfloat16", lambda: True)
+    monkeypatch.setattr(hardware, "cpu_has_native_bfloat16", lambda: True)
     config = small_config(tmp_path / "unused")
     model, speed = training.compile_model(config, steps_per_epoch=3)
     assert speed == training.speed_settings(config)
