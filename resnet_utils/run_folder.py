@@ -227,9 +227,9 @@ def make_writable(out: Path) -> None:
 
 
 def links_at_run_names(out: Path) -> list[Path]:
-    """The run files (and their temporary names) in ``out`` that are symbolic links."""
-    names = [*RUN_FILES, LEGACY_BACKUP]
-    return [path for name in names for path in (out / name, partial_path(out / name)) if path.is_symlink()]
+    """The run files in ``out`` that are symbolic links. (A link at a temporary name needs no
+    refusal: :func:`write_atomic` removes it, unfollowed, before it writes.)"""
+    return [out / name for name in (*RUN_FILES, LEGACY_BACKUP) if (out / name).is_symlink()]
 
 
 def refuse_links(out: Path) -> None:
