@@ -1,9 +1,12 @@
 """resnet_utils: the CIFAR-10 ResNets of He et al. (2016) in Keras 3, for the notebooks of this project.
 
 Modules, one concept each: ``layers`` (resnet_layer), ``models`` (ResNet v1/v2, plain nets,
-ImageNet-style ResNet18/50), ``data`` (CIFAR-10 loading and tf.data), ``training`` (schedules,
-run folders, ``train``), ``analysis`` (parameter/MAC/shape tables), ``plots`` (matplotlib),
-``runs`` (run folders and the committed trained models, ``load_trained``).
+ImageNet-style ResNet18/50), ``data`` (CIFAR-10 loading and tf.data), ``recipe`` (what a recipe
+is), ``schedules`` (learning-rate schedules, optimizer, loss), ``hardware`` (precision, speed
+settings, strategy), ``run_folder`` (the run folder's rules), ``training`` (``TrainConfig``,
+callbacks, ``train``), ``analysis`` (parameter/MAC/shape tables), ``plots`` (matplotlib),
+``runs`` (run folders and the committed trained models, ``load_trained``). docs/architecture.md
+draws their layering.
 
 Importing the package imports TensorFlow with its C++ start-up lines filtered out of stderr
 (``resnet_utils._quiet``); other messages, real errors included, still show. Import

@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 
-from resnet_utils import data, hardware, models, training
+from resnet_utils import data, hardware, models, schedules, training
 from resnet_utils.training import RunFolderError, TrainConfig, TrainingDiverged, make_schedule
 from helpers import small_config
 
@@ -187,7 +187,7 @@ def test_an_unwritable_output_folder_is_reported_before_training(tmp_path, sampl
 
 def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoints(tmp_path, sample, monkeypatch):
     # A schedule that is sane for the first epoch (3 steps) and absurd afterwards.
-    monkeypatch.setattr(training, "make_schedule", lambda name, epochs, spe, peak=None, warmup=0.05: training.StepDecay(0.01, [spe], [1.0, 1e30]))
+    monkeypatch.setattr(schedules, "make_schedule", lambda name, epochs, spe, peak=None, warmup=0.05: training.StepDecay(0.01, [spe], [1.0, 1e30]))
     out = tmp_path / "nan"
     with pytest.raises(TrainingDiverged, match="NaN or infinite in epoch 2.*best.keras and last.keras"):
         training.train(small_config(out, epochs=4), sample)
