@@ -640,8 +640,9 @@ def repair_last(out: Path, state: ResumeState) -> None:
 def finished_damage(out: Path, epochs_completed: int | None) -> list[str]:
     """The files of a finished run that are damaged (or missing where a finished run has them):
     ``config.json`` without a run identity, ``log.csv`` unreadable or not one row per epoch,
-    ``best.keras``/``last.keras`` not a whole model (a missing ``last.keras`` is not damage:
-    committed runs leave it out), ``best.json``, ``predictions.npz`` or ``mean.npy`` unreadable."""
+    ``best.keras``/``last.keras`` not a whole model (a missing ``last.keras`` is not damage, nor a
+    missing ``best.keras`` without ``last.keras``: committed runs leave out the large models),
+    ``best.json``, ``predictions.npz`` or ``mean.npy`` unreadable."""
     import numpy as np
 
     damaged = []
@@ -655,7 +656,9 @@ def finished_damage(out: Path, epochs_completed: int | None) -> list[str]:
     except DamagedFile:
         damaged.append(LOG)
         log = []
-    if not archive_is_model(out / BEST):
+    # Committed runs leave out the models too large for the repository: a missing model is damage
+    # only where the other one is there to rebuild it from.
+    if ((out / BEST).exists() or (out / LAST).exists()) and not archive_is_model(out / BEST):
         damaged.append(BEST)
     if (out / LAST).exists() and not archive_is_model(out / LAST):
         damaged.append(LAST)

@@ -579,3 +579,14 @@ def test_float16_on_a_cpu_warns_that_it_is_slow():
 
     assert "50-100x slower" in hardware.slow_precision_warning("mixed_float16")
     assert hardware.slow_precision_warning("float32") is None
+
+
+def test_every_committed_finished_run_passes_the_finished_check():
+    """Committed runs leave out last.keras (and the ImageNet-stem nets' best.keras): that is not
+    damage, so rerunning their commands still says they are finished."""
+    from resnet_utils import runs
+
+    committed = {name: run for name, run in runs.load_runs(runs.RESULTS_DIR).items() if run.finished}
+    assert committed
+    damaged = {name: run_folder.finished_damage(run.path, run.metrics.get("epochs_completed")) for name, run in committed.items()}
+    assert {name: d for name, d in damaged.items() if d} == {}
