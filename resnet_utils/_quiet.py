@@ -74,3 +74,14 @@ def import_tensorflow_quietly():
             sys.stderr.write(rest)
             sys.stderr.flush()
     return tf
+
+
+def tensorflow():
+    """TensorFlow, imported quietly the first time (with ``KERAS_BACKEND`` other than tensorflow,
+    imported plainly): what every module of the package calls before it needs TensorFlow or Keras,
+    so that importing the package itself stays cheap (``python -m resnet_utils.train --help``)."""
+    if os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
+        import tensorflow as tf
+
+        return tf
+    return import_tensorflow_quietly()

@@ -8,7 +8,11 @@ rest the head), which holds for every model in :mod:`resnet_utils.models` and fo
 
 from __future__ import annotations
 
-import keras
+from resnet_utils._quiet import tensorflow as _tensorflow
+
+_tensorflow()  # before Keras: TensorFlow's start-up lines filtered
+
+import keras  # noqa: E402
 import numpy as np
 import pandas as pd
 from keras import layers

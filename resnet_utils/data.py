@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from resnet_utils._quiet import tensorflow as _tensorflow  # TensorFlow, imported quietly when first needed
+
 CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 IMAGE_SHAPE = (32, 32, 3)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -135,6 +137,7 @@ def load_cifar10(source: str | None = None, data_dir: str | os.PathLike | None =
 
 
 def _load_keras() -> CifarData:
+    _tensorflow()
     import keras
 
     try:
@@ -186,8 +189,11 @@ def load_folder(data_dir: str | os.PathLike, cache: bool = True) -> CifarData:
     :func:`balanced_subset` to take a fair part of them.
 
     Decoded image folders are cached as a ``.npz`` (under ``RESNET_CACHE_DIR`` or
-    ``~/.cache/resnet_utils``), keyed by the folder's path and every file's name, size and
-    modification time, so an edited image is decoded again; a damaged cache is rebuilt with a notice.
+    ``~/.cache/resnet_utils``), keyed by the folder's path and every file's name, size,
+    modification time, inode and change time (not its content, which would mean reading every
+    file), so an edited image is decoded again. The cache stores a checksum of its arrays and is
+    checked against it and against the labels the class folders give: a damaged or edited cache is
+    rebuilt with a notice naming it.
     """
     root = Path(data_dir).expanduser()
     if not root.is_dir():
@@ -208,12 +214,13 @@ def load_folder(data_dir: str | os.PathLike, cache: bool = True) -> CifarData:
                 f"{root / split} has class folders but no images in any of them; put the {split} images in "
                 f"{split}/<class>/ as .jpg or .png files."
             )
-    stamps = [(path, *_size_and_mtime(path)) for entries in files.values() for path, _ in entries]
+    stamps = [(path, *_file_stamp(path)) for entries in files.values() for path, _ in entries]
     key = hashlib.sha1(repr((str(root.resolve()), stamps)).encode()).hexdigest()[:16]
     cache_file = Path(os.environ.get(CACHE_ENV, Path.home() / ".cache" / "resnet_utils")) / f"cifar10-{key}.npz"
-    if cache and cache_file.exists():
+    expected = {split: [label for _, label in entries] for split, entries in files.items()}
+    if cache and cache_file.is_file():
         try:
-            arrays = read_arrays(cache_file)
+            arrays = _read_cache(cache_file, expected)
             return CifarData(arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"], "folder", str(root))
         except DataError as error:
             print(f"NOTICE: the decoded-image cache is damaged ({error}); decoding the images again.")
@@ -222,19 +229,61 @@ def load_folder(data_dir: str | os.PathLike, cache: bool = True) -> CifarData:
         arrays[f"x_{split}"] = np.stack([_read_image(path) for path, _ in entries])
         arrays[f"y_{split}"] = np.array([label for _, label in entries], dtype=np.int64)
     if cache:
-        partial = cache_file.with_name(cache_file.stem + ".partial.npz")
-        try:
-            cache_file.parent.mkdir(parents=True, exist_ok=True)
-            np.savez(partial, **arrays)
-            os.replace(partial, cache_file)
-        except OSError:
-            partial.unlink(missing_ok=True)  # a cache we cannot write only costs time
+        _write_cache(cache_file, arrays)
     return CifarData(arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"], "folder", str(root))
 
 
-def _size_and_mtime(path: str) -> tuple[int, int]:
+def _file_stamp(path: str) -> tuple[int, int, int, int]:
+    """What the cache key knows of a file without reading it: size, modification time, and the
+    inode and change time, which any write changes (``touch -d`` can reset the modification time
+    of an image edited in place, not its change time)."""
     stat = os.stat(path)
-    return stat.st_size, stat.st_mtime_ns
+    return stat.st_size, stat.st_mtime_ns, stat.st_ino, stat.st_ctime_ns
+
+
+def _arrays_checksum(arrays: dict[str, np.ndarray]) -> str:
+    digest = hashlib.sha256()
+    for key in ARRAY_KEYS:
+        array = np.ascontiguousarray(arrays[key])
+        digest.update(f"{key}{array.dtype.str}{array.shape}".encode())
+        digest.update(memoryview(array).cast("B"))
+    return digest.hexdigest()
+
+
+def _read_cache(cache_file: Path, expected_labels: dict[str, list[int]]) -> dict[str, np.ndarray]:
+    """The arrays of a decoded-image cache, after checking them against the checksum stored with
+    them and against the labels the folder's class names give; ``DataError`` naming the cache file."""
+    arrays = read_arrays(cache_file)
+    try:
+        with np.load(cache_file, allow_pickle=False) as archive:
+            stored = str(archive["checksum"]) if "checksum" in archive.files else None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+        stored = None
+    if stored != _arrays_checksum(arrays):
+        raise DataError(f"the cache file {cache_file} does not match the checksum stored in it")
+    for split, labels in expected_labels.items():
+        check_arrays(arrays[f"x_{split}"], arrays[f"y_{split}"], what=f"the cache file {cache_file}")
+        if arrays[f"y_{split}"].tolist() != labels:
+            raise DataError(f"the cache file {cache_file} holds other {split} labels than the folder's class folders")
+    return arrays
+
+
+def _write_cache(cache_file: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Store decoded images with their checksum; a cache that cannot be written only costs time
+    (one notice), it never stops loading."""
+    partial = cache_file.with_name(cache_file.stem + ".partial.npz")
+    try:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        partial.unlink(missing_ok=True)  # never write through a link left at the temporary name
+        np.savez(partial, checksum=np.array(_arrays_checksum(arrays)), **arrays)
+        os.replace(partial, cache_file)
+    except OSError as error:
+        try:
+            partial.unlink(missing_ok=True)
+        except OSError:
+            pass
+        print(f"NOTICE: cannot write the decoded-image cache {cache_file} ({error.strerror or error}); "
+              f"the images are decoded again next time. Set {CACHE_ENV} to a folder you can write to.")
 
 
 def _list_split(root: Path, split: str) -> list[tuple[str, int]]:
@@ -255,7 +304,9 @@ def _list_split(root: Path, split: str) -> list[tuple[str, int]]:
     if missing:
         raise DataError(f"{split_dir} lacks the class folder(s) {missing}; every CIFAR-10 class needs one.")
     entries = []
+    empty = []
     for label, name in enumerate(CLASS_NAMES):
+        count = len(entries)
         for path in sorted((split_dir / name).iterdir()):
             if path.name.startswith("."):
                 continue
@@ -265,6 +316,13 @@ def _list_split(root: Path, split: str) -> list[tuple[str, int]]:
                     "files. Move it elsewhere."
                 )
             entries.append((str(path), label))
+        if len(entries) == count:
+            empty.append(name)
+    if empty and len(empty) < len(CLASS_NAMES):  # all empty: load_folder says so for the whole split
+        raise DataError(
+            f"{split_dir} has no images in the class folder(s) {empty}; every CIFAR-10 class needs images, or the "
+            f"net would learn {len(CLASS_NAMES) - len(empty)} classes only. Put the {split} images of those classes there."
+        )
     return entries
 
 
@@ -295,12 +353,37 @@ def _read_image(path: str) -> np.ndarray:
     return pixels
 
 
+#: The only globals a CIFAR-10 python batch's pickle may name: numpy's array and dtype
+#: reconstruction (``numpy.core`` in the original files, ``numpy._core`` from numpy 2) and the
+#: codec that protocol-2 pickles use for bytes. Dicts, lists, bytes, str and ints need none.
+BATCH_PICKLE_GLOBALS = frozenset({
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
+    ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+})
+
+
+class _BatchUnpickler(pickle.Unpickler):
+    """An unpickler that builds only what a CIFAR-10 batch holds and refuses every other global
+    (``os.system``, ``builtins.eval``, ...) before it can be called."""
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in BATCH_PICKLE_GLOBALS:
+            raise pickle.UnpicklingError(f"it names {module}.{name}, which a CIFAR-10 batch never holds")
+        return super().find_class(module, name)
+
+
 def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Images (N, 32, 32, 3) and labels (N,) of one file of an extracted ``cifar-10-batches-py``."""
+    """Images (N, 32, 32, 3) and labels (N,) of one file of an extracted ``cifar-10-batches-py``.
+
+    The pickle is read by :class:`_BatchUnpickler`, so a file that tries to run code is refused
+    before anything runs."""
     redo = "Re-extract cifar-10-python.tar.gz, or use another copy."
     try:
         with open(path, "rb") as f:
-            batch = pickle.load(f, encoding="bytes")
+            batch = _BatchUnpickler(f, encoding="bytes").load()
+    except pickle.UnpicklingError as error:
+        raise DataError(f"{path} is not a CIFAR-10 python batch (cannot unpickle it: {error}). {redo}") from error
     except Exception as error:  # unpickling garbage raises almost anything
         raise DataError(f"{path} is not a CIFAR-10 python batch (cannot unpickle it: {type(error).__name__}). {redo}") from error
     if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
@@ -316,6 +399,8 @@ def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
             f"{path}: data must be N rows of 3072 uint8 pixels with N labels; found data {flat.shape} {flat.dtype} "
             f"and {len(labels)} labels. {redo}"
         )
+    if len(labels) and (labels.min() < 0 or labels.max() >= len(CLASS_NAMES)):
+        raise DataError(f"{path}: labels must lie in 0..{len(CLASS_NAMES) - 1}; found values from {labels.min()} to {labels.max()}. {redo}")
     return flat.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), labels
 
 
@@ -375,11 +460,11 @@ def check_arrays(images: np.ndarray, labels: np.ndarray, num_classes: int = 10, 
     if labels.ndim == 2 and labels.shape[1] == 1:
         labels = labels[:, 0]
     if labels.ndim != 1 or len(labels) != len(images):
-        raise DataError(f"labels must be {len(images)} integers (one per image); got shape {labels.shape}. One-hot labels are not accepted.")
+        raise DataError(f"{what}: labels must be {len(images)} integers (one per image); got shape {labels.shape}. One-hot labels are not accepted.")
     if not np.issubdtype(labels.dtype, np.integer):
-        raise DataError(f"labels must be integers; got dtype {labels.dtype}.")
+        raise DataError(f"{what}: labels must be integers; got dtype {labels.dtype}.")
     if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
-        raise DataError(f"labels must lie in 0..{num_classes - 1}; found values from {labels.min()} to {labels.max()}.")
+        raise DataError(f"{what}: labels must lie in 0..{num_classes - 1}; found values from {labels.min()} to {labels.max()}.")
 
 
 def pixel_mean(x_train: np.ndarray) -> np.ndarray:
@@ -395,7 +480,7 @@ def pad_crop_flip(images, seed, padding: int = 4):
 
     The whole batch is done in a few vectorised operations (one gather for all the crops), not one
     call per image."""
-    import tensorflow as tf
+    tf = _tensorflow()
 
     images = tf.convert_to_tensor(images)
     single = images.shape.rank == 3
@@ -434,7 +519,7 @@ def make_dataset(
     sets it at the start of every epoch, so a run resumed at epoch k trains on exactly the batches an
     uninterrupted run would. Without ``epoch``, the dataset counts its own passes from 0.
     """
-    import tensorflow as tf
+    tf = _tensorflow()
 
     check_arrays(images, labels)
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:

@@ -11,7 +11,11 @@ The module also holds ``ZeroPadShortcut``, the parameter-free shortcut of He et 
 
 from __future__ import annotations
 
-import keras
+from resnet_utils._quiet import tensorflow as _tensorflow
+
+_tensorflow()  # before Keras: TensorFlow's start-up lines filtered
+
+import keras  # noqa: E402
 from keras import layers
 
 #: L2 penalty on every convolution kernel (the Keras example's ``l2(1e-4)``).

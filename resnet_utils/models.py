@@ -21,8 +21,12 @@ import threading
 from pathlib import Path
 from typing import Callable, Sequence, TypeVar
 
-import keras
-from keras import layers
+from resnet_utils._quiet import tensorflow as _tensorflow
+
+_tensorflow()  # before Keras: TensorFlow's start-up lines filtered
+
+import keras  # noqa: E402
+from keras import layers  # noqa: E402
 
 from resnet_utils.layers import BatchNormalization  # ours (fused); layers.BatchNormalization is Keras's
 from resnet_utils.layers import ZeroPadShortcut, channel_axis, resnet_layer

@@ -32,15 +32,17 @@ import fcntl
 import json
 import math
 import os
+import shlex
 import shutil
 import signal
+import tempfile
 import zipfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
-from resnet_utils.runs import read_log
+from resnet_utils.runs import DamagedFile, read_log
 
 CONFIG = "config.json"
 LOG = "log.csv"
@@ -60,6 +62,8 @@ LEGACY_BACKUP = "backup"
 RUN_FILES = (CONFIG, LOG, BEST, LAST, BEST_RECORD, PREDICTIONS, METRICS, MEAN, RESUME, RESUME_BACKUP)
 #: Test hook: ``"<crash point>:<epochs done>"`` makes :func:`crash_point` SIGKILL the process there.
 KILL_ENV = "RESNET_TEST_KILL_AT"
+#: The entries every Keras 3 ``.keras`` model archive holds.
+MODEL_ENTRIES = ("metadata.json", "config.json", "model.weights.h5")
 
 
 class RunFolderError(RuntimeError):
@@ -111,13 +115,21 @@ def write_atomic(path: Path, write: Callable[[Path], None], before_replace: Call
     """
     temporary = partial_path(path)
     try:
+        # A link (or anything) left at the temporary name is removed, not written through, and the
+        # file is created afresh and exclusively: no write follows a link out of the folder.
+        # os.replace then replaces whatever is at ``path`` (a link included) without following it.
+        temporary.unlink(missing_ok=True)
+        os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644))
         write(temporary)
         _fsync(temporary)
         if before_replace:
             before_replace()
         os.replace(temporary, path)
     except BaseException as error:
-        temporary.unlink(missing_ok=True)
+        try:
+            temporary.unlink(missing_ok=True)
+        except OSError:
+            pass
         if isinstance(error, OSError):
             raise disk_error(path, error) from error
         raise
@@ -170,7 +182,17 @@ def locked(out: Path) -> Iterator[None]:
     however it ends. The file keeps the holder's PID for the message of the one refused.
     """
     path = Path(out) / LOCK
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        what = "a symbolic link" if path.is_symlink() else "a folder" if path.is_dir() else "not a regular file"
+        remove = "rm -r" if path.is_dir() and not path.is_symlink() else "rm"
+        raise RunFolderError(
+            f"{path} is {what}; the lock must be a plain file, and the trainer never writes through a link. "
+            f"Remove it ({remove} {shlex.quote(str(path))}) and rerun the same command."
+        )
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    except OSError as error:
+        raise disk_error(path, error) from error
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -195,26 +217,81 @@ def make_writable(out: Path) -> None:
     """Create ``out`` and check that files can be written in it, before anything slow happens."""
     try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        probe.write_text("ok")
-        probe.unlink()
+        fd, probe = tempfile.mkstemp(prefix=".write-test-", dir=out)  # a new name, created exclusively
+        os.close(fd)
+        os.unlink(probe)
     except OSError as error:
         raise RunFolderError(
             f"Cannot write to the output folder {str(out)!r} ({error}). Choose a folder you can write to with --out."
         ) from error
 
 
+def links_at_run_names(out: Path) -> list[Path]:
+    """The run files in ``out`` that are symbolic links. (A link at a temporary name needs no
+    refusal: :func:`write_atomic` removes it, unfollowed, before it writes.)"""
+    return [out / name for name in (*RUN_FILES, LEGACY_BACKUP) if (out / name).is_symlink()]
+
+
+def refuse_links(out: Path) -> None:
+    """Refuse a folder that holds a symbolic link at one of the run's own names: the package never
+    makes one, and it neither writes nor reads a run's files through a link."""
+    links = links_at_run_names(out)
+    if links:
+        listed = ", ".join(f"{p.name} -> {os.readlink(p)}" for p in links)
+        quoted = " ".join(shlex.quote(str(p)) for p in links)
+        raise RunFolderError(
+            f"{out} holds symbolic link(s) at the run's own names ({listed}); a run folder holds only its own files, "
+            f"and the trainer neither writes nor reads through a link. Remove them (rm {quoted}) or use another --out."
+        )
+
+
+def run_evidence(out: Path) -> str | None:
+    """What proves that ``out`` holds a run of this package: a ``config.json`` with a run identity,
+    a resume state holding its record, or a ``metrics.json`` written by this trainer. ``None`` if
+    nothing does."""
+    config = read_json(out / CONFIG) if not (out / CONFIG).is_symlink() else None
+    if config is not None and isinstance(config.get("identity"), dict):
+        return "config.json"
+    for name in (RESUME, LAST, RESUME_BACKUP):
+        if not (out / name).is_symlink() and read_state_record(out / name) is not None:
+            return name
+    metrics = read_json(out / METRICS) if not (out / METRICS).is_symlink() else None
+    if metrics is not None and str(metrics.get("command", "")).startswith("python -m resnet_utils.train"):
+        return "metrics.json"
+    return None
+
+
+def present_run_files(out: Path) -> list[str]:
+    """The names of :data:`RUN_FILES` present in ``out`` (links included)."""
+    return [name for name in RUN_FILES if (out / name).exists() or (out / name).is_symlink()]
+
+
 def delete_run(out: Path) -> list[str]:
     """Delete the run's files (``--restart``): exactly :data:`RUN_FILES`, their temporary files and
-    the legacy ``backup/`` folder; nothing else in ``out``. Returns the names deleted."""
+    the legacy ``backup/`` folder; nothing else in ``out``. Returns the names deleted.
+
+    Only in a folder that :func:`run_evidence` proves is a run of this package: a folder holding
+    files of these names but no such proof (another program's ``config.json``) is refused with
+    :class:`RunFolderError` and nothing is deleted. A link is removed as a link; what it points to
+    is never touched."""
+    present = present_run_files(out)
+    if present and run_evidence(out) is None:
+        raise RunFolderError(
+            f"{out} holds {', '.join(present)} but nothing proves it is a run of this package (no config.json with a run "
+            "identity, no resume state, no metrics.json of this trainer), so --restart deleted nothing. Use another --out."
+        )
     deleted = []
     for name in RUN_FILES:
         for path in (out / name, partial_path(out / name)):
-            if path.exists():
+            if path.is_symlink() or path.is_file():
                 path.unlink()
                 deleted.append(path.name)
-    if (out / LEGACY_BACKUP).is_dir():
-        shutil.rmtree(out / LEGACY_BACKUP)
+    backup = out / LEGACY_BACKUP
+    if backup.is_symlink():
+        backup.unlink()
+        deleted.append(LEGACY_BACKUP)
+    elif backup.is_dir():
+        shutil.rmtree(backup)
         deleted.append(LEGACY_BACKUP + "/")
     return deleted
 
@@ -224,14 +301,14 @@ def remove_leftovers(out: Path) -> list[str]:
     ``backup/``) after a kill between writing ``metrics.json`` and cleaning up."""
     removed = []
     for name in (RESUME, RESUME_BACKUP):
-        if (out / name).exists():
+        if (out / name).exists() or (out / name).is_symlink():
             (out / name).unlink()
             removed.append(name)
     for name in RUN_FILES:
-        if partial_path(out / name).exists():
+        if partial_path(out / name).exists() or partial_path(out / name).is_symlink():
             partial_path(out / name).unlink()
             removed.append(partial_path(out / name).name)
-    if (out / LEGACY_BACKUP).is_dir():
+    if (out / LEGACY_BACKUP).is_dir() and not (out / LEGACY_BACKUP).is_symlink():
         shutil.rmtree(out / LEGACY_BACKUP)
         removed.append(LEGACY_BACKUP + "/")
     return removed
@@ -262,16 +339,30 @@ def recorded_identity(out: Path, notes: list[str]) -> tuple[dict | None, str | N
             what = "damaged" if config_path.exists() else "missing"
             notes.append(f"config.json was {what}; took the run's identity from {name} (config.json is rewritten).")
             return record["identity"], record.get("data_fingerprint")
+    others = [name for name in present_run_files(out) if name not in (CONFIG, MEAN)]
+    if config is not None:  # JSON, but no run identity: another program's file
+        raise RunFolderError(
+            f"{config_path} is not a run of this package (it has no run identity), so {out} may belong to another "
+            "program; nothing in it was changed. Use another --out."
+        )
     if config_path.exists():
-        if any((out / name).exists() for name in (LOG, BEST, LAST)):
+        if run_evidence(out):
             raise RunFolderError(
                 f"{config_path} is damaged and no resume state says which run {out} holds. Choices: use another "
                 "--out, or pass --restart to delete that run and start over."
             )
-        notes.append("config.json was damaged and no epoch had finished; starting the run afresh.")
-        return None, None
-    if any((out / name).exists() for name in (LOG, BEST, LAST)):
-        raise RunFolderError(f"{out} holds training files but no config.json; use another --out, or pass --restart to delete them.")
+        raise RunFolderError(
+            f"{config_path} is damaged (not a JSON object) and nothing else in {out} says it is a run of this package; "
+            f"nothing was changed. Use another --out, or, if it is this package's, delete it (rm {shlex.quote(str(config_path))}) "
+            "and rerun the same command."
+        )
+    if others:
+        if run_evidence(out):
+            raise RunFolderError(f"{out} holds training files but no config.json; use another --out, or pass --restart to delete them.")
+        raise RunFolderError(
+            f"{out} holds {', '.join(others)} but no config.json, and nothing says they are a run of this package; "
+            "nothing was changed. Use another --out."
+        )
     return None, None
 
 
@@ -352,6 +443,9 @@ def find_resume_state(out: Path, load: Callable[[Path], None], epochs_asked: int
     candidates = []
     for name in (RESUME, LAST, RESUME_BACKUP):
         path = out / name
+        if path.is_symlink():
+            state.notes.append(f"{name} is a symbolic link (to {os.readlink(path)}); not using it: a run folder holds only its own files.")
+            continue
         if not path.exists():
             continue
         record = read_state_record(path)
@@ -376,9 +470,15 @@ def find_resume_state(out: Path, load: Callable[[Path], None], epochs_asked: int
     return state
 
 
+def _differing_fields(a: dict, b: dict) -> list[str]:
+    """The fields (but the epoch's wall time) in which two log rows differ."""
+    shared = sorted((set(a) & set(b)) - {"epoch_time_s"})
+    return [k for k in shared if not (math.isclose(float(a[k]), float(b[k]), rel_tol=1e-6, abs_tol=1e-9)
+                                      or (math.isnan(float(a[k])) and math.isnan(float(b[k]))))]
+
+
 def _rows_agree(a: dict, b: dict) -> bool:
-    shared = (set(a) & set(b)) - {"epoch_time_s"}
-    return all(math.isclose(float(a[k]), float(b[k]), rel_tol=1e-6, abs_tol=1e-9) or (math.isnan(float(a[k])) and math.isnan(float(b[k]))) for k in shared)
+    return not _differing_fields(a, b)
 
 
 def reconcile_log(out: Path, state: ResumeState) -> list[dict]:
@@ -393,7 +493,17 @@ def reconcile_log(out: Path, state: ResumeState) -> list[dict]:
       resumable state at all, stop with :class:`RunFolderError` naming the choices.
     """
     path = out / LOG
-    logged = read_log(path)
+    try:
+        logged = read_log(path)
+    except DamagedFile as error:
+        if state.source is None:
+            raise RunFolderError(
+                f"{error}, and {out} holds no intact resumable state to rebuild it from. Choices: delete log.csv "
+                f"(rm {shlex.quote(str(path))}) to train from epoch 0, or pass --restart to start over."
+            ) from None
+        state.notes.append(f"log.csv was damaged ({error.reason}); rebuilt it from {state.source}.")
+        write_log(path, state.history)
+        return state.history
     epochs = [int(r.get("epoch", -1)) for r in logged]
     if epochs != list(range(len(logged))):
         raise RunFolderError(
@@ -410,9 +520,9 @@ def reconcile_log(out: Path, state: ResumeState) -> list[dict]:
         return []
     for i, (row, kept) in enumerate(zip(logged, state.history)):
         if not _rows_agree(row, kept):
+            differing = "; ".join(f"{k}: log {float(row[k])!r}, state {float(kept[k])!r}" for k in _differing_fields(row, kept))
             raise RunFolderError(
-                f"{path} and {state.source} disagree about epoch {i + 1} (log: loss {row.get('loss')}, val_accuracy "
-                f"{row.get('val_accuracy')}; state: loss {kept.get('loss')}, val_accuracy {kept.get('val_accuracy')}). "
+                f"{path} and {state.source} disagree about epoch {i + 1} ({differing}). "
                 f"Choices: delete log.csv to rebuild it from {state.source}, or pass --restart to start over."
             )
     if len(logged) < state.epochs_done:
@@ -456,6 +566,15 @@ def archive_is_whole(path: Path) -> bool:
         return False
 
 
+def archive_is_model(path: Path) -> bool:
+    """True if ``path`` is a plain file (not a link) and a whole Keras model archive (its entries
+    :data:`MODEL_ENTRIES` present and passing their CRC check)."""
+    if path.is_symlink() or not archive_is_whole(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return set(MODEL_ENTRIES) <= set(archive.namelist())
+
+
 def _best_record_fits(record: dict | None, history: list[dict]) -> bool:
     """True if ``record`` names a kept epoch and that epoch's test accuracy."""
     if not isinstance(record, dict) or not isinstance(record.get("epoch"), int) or not 1 <= record["epoch"] <= len(history):
@@ -484,7 +603,7 @@ def repair_best(out: Path, state: ResumeState) -> dict | None:
         else:
             state.notes.append(f"best.json did not match log.csv (or named an epoch trained again); rebuilt it (best epoch {record['epoch']}).")
         write_json(out / BEST_RECORD, record)
-    if not archive_is_whole(out / BEST):
+    if not archive_is_model(out / BEST):
         what = "missing" if not (out / BEST).exists() else "damaged"
         copy_atomic(out / state.source, out / BEST)
         if record["epoch"] == state.epochs_done:
@@ -506,10 +625,69 @@ def repair_last(out: Path, state: ResumeState) -> None:
     if state.source is None or state.source == LAST:
         return
     last = read_state_record(out / LAST)
-    whole = last is not None and archive_is_whole(out / LAST)
+    whole = last is not None and archive_is_model(out / LAST)
     if whole and last["epochs_done"] == state.epochs_done:
         return
     if not whole:
         what = "missing" if not (out / LAST).exists() else "damaged"
         state.notes.append(f"last.keras was {what}; restored it from {state.source}.")
     copy_atomic(out / state.source, out / LAST)
+
+
+# --- a finished run, checked ------------------------------------------------------------------------
+
+
+def finished_damage(out: Path, epochs_completed: int | None) -> list[str]:
+    """The files of a finished run that are damaged (or missing where a finished run has them):
+    ``config.json`` without a run identity, ``log.csv`` unreadable or not one row per epoch,
+    ``best.keras``/``last.keras`` not a whole model (a missing ``last.keras`` is not damage, nor a
+    missing ``best.keras`` without ``last.keras``: committed runs leave out the large models),
+    ``best.json``, ``predictions.npz`` or ``mean.npy`` unreadable."""
+    import numpy as np
+
+    damaged = []
+    config = read_json(out / CONFIG)
+    if config is None or not isinstance(config.get("identity"), dict):
+        damaged.append(CONFIG)
+    try:
+        log = read_log(out / LOG)
+        if [int(r.get("epoch", -1)) for r in log] != list(range(len(log))) or (epochs_completed is not None and len(log) != epochs_completed):
+            damaged.append(LOG)
+    except DamagedFile:
+        damaged.append(LOG)
+        log = []
+    # Committed runs leave out the models too large for the repository: a missing model is damage
+    # only where the other one is there to rebuild it from.
+    if ((out / BEST).exists() or (out / LAST).exists()) and not archive_is_model(out / BEST):
+        damaged.append(BEST)
+    if (out / LAST).exists() and not archive_is_model(out / LAST):
+        damaged.append(LAST)
+    record = read_json(out / BEST_RECORD)
+    if LOG not in damaged and (out / BEST_RECORD).exists() and not _best_record_fits(record, log):
+        damaged.append(BEST_RECORD)
+    try:
+        with np.load(out / PREDICTIONS, allow_pickle=False) as arrays:
+            probabilities, labels = arrays["probabilities"], arrays["labels"]
+            if probabilities.ndim != 2 or labels.shape != (len(probabilities),):
+                damaged.append(PREDICTIONS)
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        damaged.append(PREDICTIONS)
+    try:
+        mean = np.load(out / MEAN, allow_pickle=False)
+        if mean.shape != (32, 32, 3):
+            damaged.append(MEAN)
+    except (OSError, ValueError, EOFError):
+        damaged.append(MEAN)
+    return damaged
+
+
+def check_finished_repairable(out: Path, damaged: list[str], epochs_completed: int | None) -> None:
+    """Refuse with one line when a finished run's damaged files cannot be rebuilt: that needs a
+    ``last.keras`` holding the resume record of the final epoch."""
+    record = read_state_record(out / LAST) if archive_is_model(out / LAST) else None
+    if record is None or (epochs_completed is not None and record["epochs_done"] != epochs_completed):
+        raise RunFolderError(
+            f"{out} holds a finished run whose {', '.join(damaged)} {'is' if len(damaged) == 1 else 'are'} damaged or missing, "
+            f"and no last.keras holding the final epoch's resume record to rebuild from. Choices: put back "
+            f"{', '.join(damaged)}, or pass --restart to train the run again."
+        )

@@ -1,7 +1,11 @@
 """Reading run folders (what :func:`resnet_utils.training.train` writes), for plots and notebooks.
 
 Never trains anything: it reads ``config.json``, ``log.csv``, ``metrics.json`` and
-``predictions.npz`` and turns them into DataFrames.
+``predictions.npz`` and turns them into DataFrames. It imports nothing of the trainer (only
+:mod:`resnet_utils.recipe`): data flows one way, from ``training`` through the run folder to here.
+
+A damaged run folder never stops the others from loading: :func:`load_runs` (and so
+:func:`trained_models` and :func:`load_trained`) skips it with one warning naming it and the file.
 """
 
 from __future__ import annotations
@@ -11,11 +15,31 @@ import io
 import json
 import os
 import re
+import warnings
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 import pandas as pd
+
+from resnet_utils._quiet import tensorflow as _tensorflow  # TensorFlow, imported quietly when first needed
+
+from resnet_utils.recipe import DEFAULT_RECIPE, RECIPE_FIELDS, legacy_identity
+
+#: The files a run folder may hold (``resnet_utils.run_folder.RUN_FILES`` lists the same).
+RUN_FILE_NAMES = ("config.json", "log.csv", "best.keras", "last.keras", "best.json", "predictions.npz", "metrics.json",
+                  "mean.npy", "resume.keras", "resume.bkp.keras")
+
+
+class DamagedFile(ValueError):
+    """A run folder's file cannot be read as what it should be; the message names it.
+    ``reason`` says what is wrong with it in a few words."""
+
+    def __init__(self, path, reason: str):
+        super().__init__(f"{path} is damaged ({reason})")
+        self.path, self.reason = Path(path), reason
 
 
 @dataclass
@@ -40,17 +64,29 @@ class Run:
         path = self.path / "predictions.npz"
         if not path.exists():
             return None
-        with np.load(path) as arrays:
-            return arrays["probabilities"].astype(np.float32), arrays["labels"].astype(np.int64)
+        try:
+            with np.load(path, allow_pickle=False) as arrays:
+                probabilities, labels = arrays["probabilities"].astype(np.float32), arrays["labels"].astype(np.int64)
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+            raise DamagedFile(path, f"{type(error).__name__}: {error}; it should hold the arrays probabilities and labels. "
+                              "Rerun the run's command to rebuild it") from None
+        if probabilities.ndim != 2 or labels.shape != (len(probabilities),):
+            raise DamagedFile(path, f"probabilities {probabilities.shape} and labels {labels.shape} do not fit; "
+                              "rerun the run's command to rebuild it")
+        return probabilities, labels
 
 
 def read_log(path: str | Path) -> list[dict]:
     """The complete rows of a run's ``log.csv`` as dicts of floats (epochs numbered from 0, as
-    Keras writes them); a last line cut short (no line end, or missing values) is left out."""
+    Keras writes them); a last line cut short (no line end, or missing values) is left out.
+
+    Raises :class:`DamagedFile` if the file is not text (not valid UTF-8)."""
     try:
-        text = Path(path).read_text()
+        text = Path(path).read_bytes().decode("utf-8")
     except (FileNotFoundError, IsADirectoryError):
         return []
+    except UnicodeDecodeError as error:
+        raise DamagedFile(path, f"not text: byte {error.start} is not UTF-8") from None
     if text and not text.endswith("\n"):
         text = text[: text.rfind("\n") + 1]  # a line without its end was cut while being written
     good = []
@@ -70,31 +106,55 @@ def read_log_frame(path: str | Path) -> pd.DataFrame:
     return frame
 
 
+def _read_object(file: Path) -> dict:
+    """The JSON object in ``file`` (``{}`` if it is missing); :class:`DamagedFile` otherwise."""
+    if not file.exists():
+        return {}
+    try:
+        value = json.loads(file.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as error:
+        raise DamagedFile(file, f"not JSON: {error}") from None
+    except OSError as error:
+        raise DamagedFile(file, f"unreadable: {error.strerror or error}") from None
+    if not isinstance(value, dict):
+        raise DamagedFile(file, f"a JSON {type(value).__name__}, not an object")
+    return value
+
+
 def load_run(path: str | Path) -> Run:
-    """Read one run folder; missing files give empty parts rather than errors."""
+    """Read one run folder; missing files give empty parts rather than errors. Raises
+    :class:`DamagedFile`, naming the file, if ``config.json``, ``metrics.json`` or ``log.csv``
+    cannot be read."""
     path = Path(path)
-
-    def read_json(name: str) -> dict:
-        file = path / name
-        return json.loads(file.read_text()) if file.exists() else {}
-
-    return Run(path, read_json("config.json"), read_log_frame(path / "log.csv"), read_json("metrics.json"))
+    return Run(path, _read_object(path / "config.json"), read_log_frame(path / "log.csv"), _read_object(path / "metrics.json"))
 
 
 def load_runs(results_dir: str | Path | None = None) -> dict[str, Run]:
     """Every run folder (a folder with a config.json) under ``results_dir``, by folder name; without
-    one, under the committed results (:func:`results_dir`). A folder that does not exist has none."""
+    one, under the committed results (:func:`results_dir`). A folder that does not exist has none.
+
+    A folder that cannot be read (a damaged ``config.json``, ``metrics.json`` or ``log.csv``) is
+    skipped with one warning naming it; so is a folder holding run files but no ``config.json``."""
     results_dir = Path(results_dir) if results_dir is not None else _find_results_dir()
     if not results_dir.is_dir():
         return {}
-    return {p.parent.name: load_run(p.parent) for p in sorted(results_dir.glob("*/config.json"))}
+    runs = {}
+    for folder in sorted(p for p in results_dir.iterdir() if p.is_dir()):
+        if not (folder / "config.json").exists():
+            present = [name for name in RUN_FILE_NAMES if (folder / name).exists()]
+            if present:
+                warnings.warn(f"Skipping the run folder {folder}: it holds {', '.join(present)} but no config.json.", stacklevel=2)
+            continue
+        try:
+            runs[folder.name] = load_run(folder)
+        except DamagedFile as error:
+            warnings.warn(f"Skipping the run folder {folder}: {error}.", stacklevel=2)
+    return runs
 
 
 def recipe_of(run: Run) -> dict:
     """The run's schedule and recipe settings (learning rate, weight decay, label smoothing, BN
     momentum, warm-up), with the values of the time for runs made before they were recorded."""
-    from resnet_utils.training import RECIPE_FIELDS, legacy_identity  # training imports this module
-
     identity = run.config.get("identity", {})
     schedule = identity.get("schedule", run.metrics.get("schedule", "fast"))
     legacy = legacy_identity(schedule)
@@ -107,10 +167,8 @@ def recipe_of(run: Run) -> dict:
 def identity_of(run: Run) -> dict:
     """The run's identity (``config.json``'s ``identity``, what makes two runs the same run), with
     every field that was added to the identity after the run was made filled with the value such
-    runs used (``training.legacy_identity`` of its schedule: e.g. the ``fast`` schedule's 5% warm-up
+    runs used (``recipe.legacy_identity`` of its schedule: e.g. the ``fast`` schedule's 5% warm-up
     for a folder written before ``warmup`` was recorded)."""
-    from resnet_utils.training import legacy_identity  # training imports this module
-
     identity = dict(run.config.get("identity", {}))
     for name, value in legacy_identity(identity.get("schedule", run.metrics.get("schedule"))).items():
         if identity.get(name) is None:  # not recorded (or recorded as "the schedule's own", as recipe_of reads it)
@@ -135,8 +193,6 @@ def find_run(identity: dict, results_dir: str | Path | None = None, ignore: tupl
 def recipe_label(run: Run) -> str:
     """``"default"`` (the project's current default recipe), ``"previous default"`` (the ``fast``
     recipe before 2026-11-28's recipe screen), or the schedule and settings in short."""
-    from resnet_utils.training import DEFAULT_RECIPE, RECIPE_FIELDS, legacy_identity
-
     recipe = recipe_of(run)
     schedule = recipe.pop("schedule")
     if recipe == DEFAULT_RECIPE.get(schedule):
@@ -324,7 +380,12 @@ class TrainedModel:
 
     def preprocess(self, images: np.ndarray) -> np.ndarray:
         """uint8 images (N, 32, 32, 3) -> what the model expects: x / 255 - the run's mean image."""
-        return np.asarray(images, dtype=np.float32) / 255.0 - self.mean
+        images = np.asarray(images)
+        if images.ndim != 4 or images.shape[1:] != (32, 32, 3):
+            raise ValueError(f"images must have shape (N, 32, 32, 3); got {images.shape}.")
+        if self.mean.shape != (32, 32, 3):
+            raise ValueError(f"the mean image of {self.run.path} has shape {self.mean.shape}, not (32, 32, 3).")
+        return images.astype(np.float32) / 255.0 - self.mean
 
     def predict(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """Class probabilities (N, 10) for uint8 images (N, 32, 32, 3)."""
@@ -370,6 +431,7 @@ def load_trained(name: str, results_dir: str | Path | None = None) -> TrainedMod
     repository's ``results/``); without one it raises ``ResultsNotFound`` saying what to set.
     Raises ``KeyError`` naming the available models and runs if ``name`` is neither.
     """
+    _tensorflow()
     from resnet_utils.models import load_model  # loads a net of any depth the package builds
 
     results_dir = _find_results_dir(results_dir)
@@ -387,9 +449,26 @@ def load_trained(name: str, results_dir: str | Path | None = None) -> TrainedMod
         run_name = matches.sort_values(["epochs", "test_accuracy"], ascending=False).index[0]
     run = load_run(results_dir / run_name)
     checkpoint, accuracy = _checkpoint_of(run)
-    model = load_model(run.path / checkpoint, compile=False)  # for predictions: no optimizer or loss needed
+    path = run.path / checkpoint
+    redo = f"Rerun its command to rebuild it: {run.metrics.get('command', 'python -m resnet_utils.train ...')}"
+    if path.is_symlink():
+        raise DamagedFile(path, f"a symbolic link to {path.readlink()}; load_trained reads only a run folder's own files. "
+                          "Put the model itself there")
+    mean_path = run.path / "mean.npy"
+    try:
+        mean = np.load(mean_path, allow_pickle=False)
+    except FileNotFoundError:
+        raise DamagedFile(mean_path, f"missing: the run's mean image is needed to feed its model. {redo}") from None
+    except (OSError, ValueError, EOFError) as error:
+        raise DamagedFile(mean_path, f"{type(error).__name__}: {error}. {redo}") from None
+    if mean.shape != (32, 32, 3):
+        raise DamagedFile(mean_path, f"shape {mean.shape}, not the (32, 32, 3) mean image. {redo}")
+    try:
+        model = load_model(path, compile=False)  # for predictions: no optimizer or loss needed
+    except Exception as error:  # a damaged archive fails inside zipfile/h5py with many types
+        raise DamagedFile(path, f"cannot load it as a Keras model: {type(error).__name__}. {redo}") from None
     return TrainedModel(model=model, name=run.metrics.get("model", model.name), run=run, checkpoint=checkpoint,
-                        test_accuracy=accuracy, mean=np.load(run.path / "mean.npy"))
+                        test_accuracy=accuracy, mean=mean)
 
 
 def results_markdown(runs: dict[str, Run]) -> str:

@@ -1,4 +1,8 @@
-"""Training a CIFAR-10 ResNet into a run folder: schedules, callbacks and ``train``.
+"""Training a CIFAR-10 ResNet into a run folder: ``TrainConfig``, the callbacks and ``train``.
+
+The recipe's defaults are in :mod:`resnet_utils.recipe`, the Keras schedules, optimizer and loss
+in :mod:`resnet_utils.schedules`, the machine's settings in :mod:`resnet_utils.hardware`; their
+names stay importable from here.
 
 A run folder is the contract between training and everything after it (plots, notebooks, README):
 
@@ -20,67 +24,43 @@ folder that holds another run is refused unless ``restart=True``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as _dt
 import math
 import os
-import platform
+import shlex
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import keras
+from resnet_utils._quiet import tensorflow as _tensorflow
+
+_tensorflow()  # before Keras: TensorFlow's start-up lines filtered
+
+import keras  # noqa: E402
 import numpy as np
 
 from resnet_utils import data as data_lib
 from resnet_utils import models
 from resnet_utils import run_folder
+from resnet_utils.hardware import (  # noqa: F401  (the names notebooks and benchmarks use from here)
+    DISTRIBUTE, GPU_STEPS_PER_EXECUTION, PRECISIONS, check_precision, cpu_has_native_bfloat16, hardware_description,
+    make_strategy, precision_policy, slow_precision_warning, speed_settings, versions,
+)
+from resnet_utils.recipe import (  # noqa: F401  (the names notebooks and benchmarks use from here)
+    ARCHS, DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, DEFAULT_RECIPE, FAST_WARMUP, IDENTITY_FIELDS, LEGACY_IDENTITY,
+    LEGACY_LEARNING_RATE, RECIPE_FIELDS, SCHEDULES, apply_recipe, check_schedule, legacy_identity,
+)
 from resnet_utils.run_folder import RUN_FILES, RunFolderBusy, RunFolderError  # noqa: F401  (part of this module's API)
+from resnet_utils.schedules import SmoothedSparseCrossentropy, StepDecay, make_optimizer, make_schedule  # noqa: F401
 from resnet_utils.runs import read_log
 
-SCHEDULES = ("keras", "paper", "fast")
-PRECISIONS = ("auto", "on", "off", "bfloat16", "float16")
-ARCHS = ("cifar", "resnet18", "resnet50")
-#: Epochs each schedule was designed for (``paper``: 64k iterations of batch 128 on 50k images).
-DEFAULT_EPOCHS = {"keras": 200, "paper": 164, "fast": 30}
-DEFAULT_BATCH_SIZE = {"keras": 32, "paper": 128, "fast": 128}
-#: The ``fast`` schedule's linear warm-up, as a fraction of all training steps, before the
-#: ``warmup`` recipe field existed (runs recorded without the field used it).
-FAST_WARMUP = 0.05
-#: Each schedule's recipe: ``learning_rate``, the peak (Adam's for ``keras``, SGD's otherwise);
-#: ``weight_decay``, the decay d on every convolution kernel (gradient d*w: Keras's ``L2(1e-4)`` in
-#: the loss is d = 2e-4); ``label_smoothing`` (0: plain cross-entropy); ``bn_momentum`` of the moving
-#: statistics (Keras's default 0.99); ``warmup``, the fraction of the steps over which the ``fast``
-#: schedule's rate rises linearly to its peak (``keras`` and ``paper`` have none).
-DEFAULT_RECIPE = {
-    "keras": {"learning_rate": 1e-3, "weight_decay": 2e-4, "label_smoothing": 0.0, "bn_momentum": 0.99, "warmup": 0.0},
-    "paper": {"learning_rate": 0.1, "weight_decay": 2e-4, "label_smoothing": 0.0, "bn_momentum": 0.99, "warmup": 0.0},
-    # chosen on held-out training images by benchmarks/recipe_screen.py (benchmarks/RESULTS.md)
-    "fast": {"learning_rate": 0.2, "weight_decay": 5e-4, "label_smoothing": 0.1, "bn_momentum": 0.9, "warmup": FAST_WARMUP},
-}
-RECIPE_FIELDS = ("learning_rate", "weight_decay", "label_smoothing", "bn_momentum", "warmup")
-
-#: Training steps per call into the compiled graph on a GPU, where ResNet20's step is so short that
-#: Python's per-step overhead would dominate. On a CPU a step takes ~0.25 s and 1 loses nothing.
-GPU_STEPS_PER_EXECUTION = 16
-#: Fields of config.json that define a run; a folder holding a run that differs in one is refused.
-IDENTITY_FIELDS = ("arch", "n", "version", "shortcut", "stem", "schedule", "epochs", "batch_size", "seed", "data", "limit_train",
-                   "learning_rate", "weight_decay", "label_smoothing", "bn_momentum", "warmup", "validation_split")
-#: What runs made before the recipe fields existed used, for comparing their folders' identities.
-LEGACY_IDENTITY = {"weight_decay": 2e-4, "label_smoothing": 0.0, "bn_momentum": 0.99, "validation_split": 0.0}
-LEGACY_LEARNING_RATE = {"keras": 1e-3, "paper": 0.1, "fast": 0.1}
-
-
-def legacy_identity(schedule: str | None) -> dict:
-    """The identity fields that a run folder recorded before they existed took, for ``schedule``:
-    the recipe of the time (peak 0.1 for ``fast``), a 5% warm-up for ``fast``, no validation split."""
-    return {**LEGACY_IDENTITY, "learning_rate": LEGACY_LEARNING_RATE.get(schedule),
-            "warmup": FAST_WARMUP if schedule == "fast" else 0.0}
-DISTRIBUTE = ("auto", "mirrored", "none")
 VERBOSITY = ("auto", 0, 1, 2)
-
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the last good checkpoints were kept."""
@@ -90,120 +70,20 @@ class TrainingInterrupted(RuntimeError):
     """Training was interrupted (Ctrl-C); every finished epoch is kept and a rerun resumes."""
 
 
-# --- learning-rate schedules ----------------------------------------------------------------------
-
-
-@keras.saving.register_keras_serializable(package="resnet_utils")
-class StepDecay(keras.optimizers.schedules.LearningRateSchedule):
-    """``base_lr * factors[k]`` where ``k`` is how many ``boundaries`` (in steps) have been reached.
-
-    ``StepDecay(0.1, [32000, 48000], [1, 0.1, 0.01])`` is the paper's schedule: 0.1 up to step
-    31,999, 0.01 from step 32,000, 0.001 from step 48,000.
-    """
-
-    def __init__(self, base_lr: float, boundaries: list[int], factors: list[float]):
-        if len(factors) != len(boundaries) + 1:
-            raise ValueError("StepDecay needs one more factor than boundaries.")
-        self.base_lr = float(base_lr)
-        self.boundaries = [int(b) for b in boundaries]
-        self.factors = [float(f) for f in factors]
-
-    def __call__(self, step):
-        step = keras.ops.convert_to_tensor(step, dtype="int64")
-        index = keras.ops.sum(keras.ops.cast(keras.ops.greater_equal(step, self.boundaries), "int32"))
-        return self.base_lr * keras.ops.take(keras.ops.convert_to_tensor(self.factors, "float32"), index)
-
-    def get_config(self):
-        return {"base_lr": self.base_lr, "boundaries": self.boundaries, "factors": self.factors}
-
-
-def make_schedule(name: str, epochs: int, steps_per_epoch: int, peak: float | None = None,
-                  warmup: float | None = None) -> keras.optimizers.schedules.LearningRateSchedule:
-    """The learning rate per step for a schedule.
-
-    * ``keras``: the Keras example's Adam schedule, 1e-3, times 0.1 after 40% of training (epoch 80
-      of 200), 0.01 after 60%, 1e-3 after 80%, 5e-4 after 90%.
-    * ``paper``: He et al.'s SGD schedule, 0.1, divided by 10 at 50% and 75% of training
-      (iterations 32k and 48k of 64k).
-    * ``fast``: for short budgets, a linear warm-up to the peak over the first ``warmup`` fraction
-      of the steps, then cosine decay to zero (SGD with Nesterov momentum). A warm-up of 0.25-0.3
-      gives the rate the shape of fastai's one-cycle policy (without its momentum cycle).
-
-    Boundaries scale with ``epochs``, so a shorter run keeps the shape of the schedule. ``peak`` and
-    ``warmup`` replace the schedule's values in ``DEFAULT_RECIPE``.
-    """
-    check_schedule(name)
-    peak = DEFAULT_RECIPE[name]["learning_rate"] if peak is None else float(peak)
-    warmup = DEFAULT_RECIPE[name]["warmup"] if warmup is None else warmup
-    if name != "fast" and warmup:
-        raise ValueError(f"The {name} schedule has no warm-up (warmup {warmup!r}); a warm-up belongs to the fast schedule.")
-    _check_positive("epochs", epochs)
-    _check_positive("steps_per_epoch", steps_per_epoch)
-    total = epochs * steps_per_epoch
-    if name == "keras":
-        # The example lowers the rate "when epoch > 80" (0-based), i.e. from epoch 81 of 200 on.
-        starts = [int(epochs * e / 200) + 1 for e in (80, 120, 160, 180)]
-        return StepDecay(peak, [s * steps_per_epoch for s in starts], [1.0, 1e-1, 1e-2, 1e-3, 0.5e-3])
-    if name == "paper":
-        return StepDecay(peak, [total // 2, total * 3 // 4], [1.0, 0.1, 0.01])
-    if not 0 <= warmup < 1:
-        raise ValueError(f"warmup is a fraction of the training steps, from 0 up to (not including) 1; got {warmup!r}.")
-    warmup_steps = int(total * warmup)  # none in a very short run: a one-step run would train at rate 0
-    return keras.optimizers.schedules.CosineDecay(
-        0.0, decay_steps=max(1, total - warmup_steps), alpha=0.0, warmup_target=peak, warmup_steps=warmup_steps
-    )
-
-
-def make_optimizer(name: str, epochs: int, steps_per_epoch: int, learning_rate: float | None = None,
-                   warmup: float | None = None) -> keras.optimizers.Optimizer:
-    """Adam for the Keras example's schedule, SGD with momentum 0.9 for ``paper`` and ``fast``."""
-    schedule = make_schedule(name, epochs, steps_per_epoch, learning_rate, warmup)
-    if name == "keras":
-        return keras.optimizers.Adam(learning_rate=schedule)
-    return keras.optimizers.SGD(learning_rate=schedule, momentum=0.9, nesterov=name == "fast")
-
-
-def check_precision(setting: str) -> None:
-    if setting not in PRECISIONS:
-        raise ValueError(f"mixed_precision must be one of {', '.join(PRECISIONS)}; got {setting!r}.")
-
-
-def check_schedule(name: str) -> None:
-    if name not in SCHEDULES:
-        raise ValueError(f"Unknown schedule {name!r}; choose one of {', '.join(SCHEDULES)}.")
+#: The largest values the whole-number settings take: beyond them Keras and TensorFlow end in
+#: overflow tracebacks (or a run of a million years), so they are refused with one line.
+MAXIMUM = {"epochs": 100_000, "batch_size": 1_000_000, "steps_per_execution": 100_000, "limit_train": 1_000_000_000,
+           "seed": 2**32 - 1}
 
 
 def _whole_number(name: str, value: Any, minimum: int = 1, what: str = "a positive whole number") -> int:
-    """``value`` as a plain ``int`` if it is a whole number (Python or numpy) >= ``minimum``."""
+    """``value`` as a plain ``int`` if it is a whole number (Python or numpy) >= ``minimum`` (and
+    at most ``MAXIMUM[name]``)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ValueError(f"{name} must be {what}; got {value!r}.")
+    if name in MAXIMUM and value > MAXIMUM[name]:
+        raise ValueError(f"{name} must be {what} of at most {MAXIMUM[name]:,}; got {value:,}.")
     return int(value)
-
-
-def _check_positive(what: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{what} must be a positive whole number; got {value!r}.")
-
-
-@keras.saving.register_keras_serializable(package="resnet_utils")
-class SmoothedSparseCrossentropy(keras.losses.Loss):
-    """Cross-entropy against integer labels smoothed by ``smoothing``: the target puts
-    ``1 - smoothing`` on the true class plus ``smoothing / classes`` on every class (as Keras's
-    ``CategoricalCrossentropy(label_smoothing=...)`` does for one-hot labels)."""
-
-    def __init__(self, smoothing: float = 0.1, name: str = "smoothed_sparse_crossentropy", **kwargs):
-        super().__init__(name=name, **kwargs)
-        self.smoothing = float(smoothing)
-
-    def call(self, y_true, y_pred):
-        y_pred = keras.ops.cast(y_pred, "float32")
-        log_probabilities = keras.ops.log(keras.ops.clip(y_pred, 1e-7, 1.0))
-        true_term = -keras.ops.take_along_axis(log_probabilities, keras.ops.cast(keras.ops.reshape(y_true, (-1, 1)), "int32"), axis=-1)[:, 0]
-        uniform_term = -keras.ops.mean(log_probabilities, axis=-1)
-        return (1.0 - self.smoothing) * true_term + self.smoothing * uniform_term
-
-    def get_config(self):
-        return {**super().get_config(), "smoothing": self.smoothing}
 
 
 # --- configuration --------------------------------------------------------------------------------
@@ -259,6 +139,8 @@ class TrainConfig:
             value = DEFAULT_RECIPE[self.schedule][name] if value is None else value
             if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not low <= value < high:
                 raise ValueError(f"{name} must be a number from {low:g} up to (not including) {high:g}; got {value!r}.")
+            if name == "learning_rate" and value == 0:
+                raise ValueError("learning_rate must be above 0; at 0 no weight changes and the net stays at chance.")
             setattr(self, name, float(value))
         if self.warmup and self.schedule != "fast":
             raise ValueError(f"warmup applies to the fast schedule only; the {self.schedule} schedule has none (got {self.warmup:g}).")
@@ -273,10 +155,16 @@ class TrainConfig:
             models._check_shortcut(self.shortcut)
         else:
             models._check_stem(self.stem)
+        if self.arch == "cifar" and self.stem != "imagenet":  # "imagenet" is the field's default, unused by cifar nets
+            raise ValueError(f"stem applies to resnet18 and resnet50 only; the cifar arch has its own 3x3 stem (got stem {self.stem!r}). "
+                             "Leave --stem out, or pass --arch resnet18/resnet50.")
         if self.data not in data_lib.SOURCES:
             raise ValueError(f"Unknown data source {self.data!r}; choose one of {', '.join(data_lib.SOURCES)}.")
         if self.data_dir is not None:
             self.data_dir = str(self.data_dir)
+            if self.data in ("sample", "keras"):
+                raise ValueError(f"data_dir names a local copy, which data={self.data!r} does not read; use data='folder' "
+                                 "(--data folder) with it, or leave it out.")
         if self.limit_train is not None:
             self.limit_train = _whole_number("limit_train", self.limit_train)
         check_precision(self.mixed_precision)
@@ -329,7 +217,7 @@ class TrainConfig:
             parts.append('--data-dir "$CIFAR10_DIR"')
         if self.distribute != "auto":
             parts.append(f"--distribute {self.distribute}")
-        parts.append(f"--out {self.out}")
+        parts.append(f"--out {shlex.quote(self.out)}")
         return " ".join(parts)
 
 
@@ -437,101 +325,7 @@ class RunRecorder(keras.callbacks.Callback):
             self.best = best
 
 
-# --- machine facts --------------------------------------------------------------------------------
-
-
-def cpu_has_native_bfloat16() -> bool:
-    """True if the CPU computes bfloat16 dot products in hardware (AVX-512 BF16 or AMX), where
-    oneDNN runs bfloat16 convolutions about twice as fast as float32 ones (see benchmarks/)."""
-    try:
-        flags = next((line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")), "")
-    except OSError:
-        return False
-    return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))
-
-
-def precision_policy(setting: str = "auto") -> str:
-    """The Keras dtype policy for a ``mixed_precision`` setting on this machine.
-
-    * ``auto``/``on``: ``mixed_bfloat16`` on a GPU of compute capability 8.0 or newer (A100, H100:
-      no loss scaling needed) and on a CPU with native bfloat16 (AVX-512 BF16/AMX);
-      ``mixed_float16`` on older GPUs; for ``auto``, ``float32`` elsewhere (``on`` then still
-      picks ``mixed_bfloat16``, which is correct but slower than float32 on such CPUs).
-    * ``off``: ``float32``.  ``bfloat16``/``float16``: that mixed policy, whatever the machine.
-
-    Variables stay float32 under every mixed policy, and Keras computes batch normalization and
-    our float32 classifier in float32, so mixed precision changes speed, not the model.
-    """
-    check_precision(setting)
-    if setting == "off":
-        return "float32"
-    if setting in ("bfloat16", "float16"):
-        return "mixed_" + setting
-    import tensorflow as tf
-
-    gpus = tf.config.list_physical_devices("GPU")
-    if gpus:
-        capability = tf.config.experimental.get_device_details(gpus[0]).get("compute_capability", (0, 0))
-        return "mixed_bfloat16" if tuple(capability) >= (8, 0) else "mixed_float16"
-    if cpu_has_native_bfloat16() or setting == "on":
-        return "mixed_bfloat16"
-    return "float32"
-
-
-def hardware_description() -> dict:
-    """CPU model, core count and the cores this process may use (``taskset``), GPU names: what made
-    a run's timings."""
-    import tensorflow as tf
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    gpus = []
-    for gpu in tf.config.list_physical_devices("GPU"):
-        details = tf.config.experimental.get_device_details(gpu)
-        gpus.append(details.get("device_name", gpu.name))
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {"cpu": cpu, "cpu_count": os.cpu_count(), "cores_used": usable, "gpus": gpus}
-
-
-def _versions() -> dict:
-    import tensorflow as tf
-
-    return {"python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__, "numpy": np.__version__}
-
-
 # --- training -------------------------------------------------------------------------------------
-
-
-def speed_settings(config: TrainConfig) -> dict:
-    """How ``train`` will run ``config`` on this machine: the dtype policy (``precision_policy``),
-    XLA (on with a GPU for ``"auto"``) and the steps per compiled call. None of them changes the model."""
-    import tensorflow as tf
-
-    gpus = tf.config.list_physical_devices("GPU")
-    return {
-        "precision_policy": precision_policy(config.mixed_precision),
-        "xla": config.xla == "on" or (config.xla == "auto" and bool(gpus)),
-        "steps_per_execution": config.steps_per_execution or (GPU_STEPS_PER_EXECUTION if gpus else 1),
-    }
-
-
-def apply_recipe(model: keras.Model, config: TrainConfig) -> None:
-    """Set the recipe's training-only settings on a freshly built model, without changing a layer
-    or a parameter: the L2 factor of every kernel penalty (``weight_decay / 2``, since Keras's
-    ``L2(l)`` adds ``l * sum(w**2)`` to the loss, whose gradient is ``2 * l * w``) and the momentum
-    of every batch normalisation's moving averages."""
-    for layer in model.layers:
-        regularizer = getattr(layer, "kernel_regularizer", None)
-        if isinstance(regularizer, keras.regularizers.L2):
-            regularizer.l2 = config.weight_decay / 2
-        if isinstance(layer, keras.layers.BatchNormalization):
-            layer.momentum = config.bn_momentum
 
 
 def compile_model(config: TrainConfig, steps_per_epoch: int) -> tuple[keras.Model, dict]:
@@ -556,21 +350,6 @@ def compile_model(config: TrainConfig, steps_per_epoch: int) -> tuple[keras.Mode
     return model, speed
 
 
-def make_strategy(config: TrainConfig):
-    """The ``tf.distribute`` strategy ``train`` runs ``config`` under: ``MirroredStrategy`` over all
-    GPUs when there are several (``distribute="auto"``) or when asked (``"mirrored"``: over all GPUs,
-    or over all logical CPU devices without a GPU, which is how the tests run it); else the default."""
-    import tensorflow as tf
-
-    gpus = tf.config.list_logical_devices("GPU")
-    if config.distribute == "mirrored":
-        devices = gpus or tf.config.list_logical_devices("CPU")
-        return tf.distribute.MirroredStrategy([d.name for d in devices])
-    if config.distribute == "auto" and len(gpus) > 1:
-        return tf.distribute.MirroredStrategy()
-    return tf.distribute.get_strategy()
-
-
 def train(config: TrainConfig, data: data_lib.CifarData | None = None) -> dict:
     """Train (or resume) the run ``config`` describes; return its final metrics (also in metrics.json).
 
@@ -590,8 +369,37 @@ def train(config: TrainConfig, data: data_lib.CifarData | None = None) -> dict:
         raise ValueError(f"out must name the run folder (e.g. runs/resnet20v1); got {config.out!r}.")
     out = Path(config.out)
     run_folder.make_writable(out)
-    with run_folder.locked(out):
+    with run_folder.locked(out), _stop_signals_interrupt():
+        run_folder.refuse_links(out)
         return _train_locked(config, data, out)
+
+
+class _Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP arrived: handled as Ctrl-C is (every finished epoch kept), naming the signal."""
+
+    def __init__(self, name: str):
+        super().__init__(name)
+        self.name = name
+
+
+@contextlib.contextmanager
+def _stop_signals_interrupt():
+    """While training, SIGTERM and SIGHUP (a ``kill``, a closed terminal) stop it as Ctrl-C does: the
+    finished epochs are kept and one line says how to resume. Only in the main thread, where
+    Python can install handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(number, frame):
+        raise _Stopped(signal.Signals(number).name)
+
+    previous = {number: signal.signal(number, stop) for number in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def _train_locked(config: TrainConfig, data: data_lib.CifarData | None, out: Path) -> dict:
@@ -611,12 +419,19 @@ def _train_locked(config: TrainConfig, data: data_lib.CifarData | None, out: Pat
             removed = run_folder.remove_leftovers(out)
             if removed:
                 print(f"Removed what the finished run no longer needs: {', '.join(removed)}.")
-            print(f"{out} already holds the finished run ({finished.get('epochs_completed')} epochs); pass restart=True (--restart) to train again.")
-            return finished
+            epochs_completed = finished.get("epochs_completed")
+            damaged = run_folder.finished_damage(out, epochs_completed)
+            if not damaged:
+                print(f"{out} already holds the finished run ({epochs_completed} epochs); pass restart=True (--restart) to train again.")
+                return finished
+            run_folder.check_finished_repairable(out, damaged, epochs_completed)
+            notes.append(f"{out} holds the finished run, but {', '.join(damaged)} {'is' if len(damaged) == 1 else 'are'} damaged "
+                         "or missing; rebuilding from last.keras (the final epoch's state) and evaluating again.")
         if finished is None and (out / run_folder.METRICS).exists():
             notes.append("metrics.json was damaged; the run is finished again from its checkpoints.")
 
-    data = data or data_lib.load_cifar10(config.data, config.data_dir)
+    # The command line and train() stop at a failed download (one line); only the notebooks fall back to the sample.
+    data = data or data_lib.load_cifar10(config.data, config.data_dir, sample_if_offline=False)
     x_train, y_train, x_eval, y_eval, eval_name = _training_images(data, config)
     fingerprint_now = data.fingerprint
     run_folder.check_data_fingerprint(out, fingerprint, fingerprint_now, data.describe())
@@ -628,6 +443,9 @@ def _train_locked(config: TrainConfig, data: data_lib.CifarData | None, out: Pat
     steps_per_epoch = math.ceil(len(x_train) / config.batch_size)
     with strategy.scope():
         model, speed = compile_model(config, steps_per_epoch)
+    warning = slow_precision_warning(speed["precision_policy"])
+    if warning:
+        print(warning)
 
     def load_state(path: Path) -> None:
         with strategy.scope():
@@ -696,9 +514,10 @@ def _train_locked(config: TrainConfig, data: data_lib.CifarData | None, out: Pat
             raise RunFolderError(f"Training in {out} stopped after epoch {recorder.epochs_done} of {config.epochs}; rerun the same command to resume.")
         run_folder.crash_point("before-finish", recorder.epochs_done)
         return finish_run(out, config, data, x_train, (x_eval, y_eval, eval_name))
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as error:
+        how = f"stopped by {error.name}" if isinstance(error, _Stopped) else "interrupted"
         raise TrainingInterrupted(
-            f"Training in {out} was interrupted after epoch {recorder.epochs_done} of {config.epochs}; "
+            f"Training in {out} was {how} after epoch {recorder.epochs_done} of {config.epochs}; "
             "rerun the same command to resume."
         ) from None
 
@@ -708,8 +527,9 @@ def _training_images(data: data_lib.CifarData, config: TrainConfig) -> tuple[np.
     (all, or ``limit_train`` chosen at random, less a held-out ``validation_split``) and the images
     accuracy is measured on (the test set, or that held-out part), after checking both splits:
     shapes, dtypes, labels, and that neither is empty."""
-    data_lib.check_arrays(data.x_train, data.y_train, what="training images")
-    data_lib.check_arrays(data.x_test, data.y_test, what="test images")
+    where = f" of {data.location}" if data.location else f" of the {data.source} data"
+    data_lib.check_arrays(data.x_train, data.y_train, what=f"the training images{where}")
+    data_lib.check_arrays(data.x_test, data.y_test, what=f"the test images{where}")
     for split, images in (("training", data.x_train), ("test", data.x_test)):
         if len(images) == 0:
             raise data_lib.DataError(
@@ -728,6 +548,15 @@ def _training_images(data: data_lib.CifarData, config: TrainConfig) -> tuple[np.
             # hold only one or two classes.
             keep = data_lib.random_subset(len(x_train), config.limit_train, config.seed)
             x_train, y_train = x_train[keep], y_train[keep]
+    if config.validation_split:
+        held_out_count = len(data_lib.validation_split(y_train, config.validation_split)[1])
+    else:
+        held_out_count = 0
+    if config.batch_size > len(x_train) - held_out_count:
+        raise data_lib.DataError(
+            f"batch_size {config.batch_size:,} is more than the {len(x_train) - held_out_count:,} training images, so every "
+            f"epoch would be one step of a smaller batch than recorded. Use a batch size of at most {len(x_train) - held_out_count:,}."
+        )
     if config.validation_split:
         # Hold out a fixed, stratified part of the training images and evaluate on it, never on
         # the test set: for choosing a recipe without looking at the test set.
@@ -764,9 +593,21 @@ def finish_run(out: Path, config: TrainConfig, data: data_lib.CifarData, x_train
     for which in ("last", "best"):
         path = out / f"{which}.keras"
         try:
-            model = keras.models.load_model(path, compile=False)  # for predictions only
+            model = models.load_model(path, compile=False)  # for predictions only (any depth)
         except Exception as error:  # a damaged archive fails inside zipfile/h5py with many types
-            raise RunFolderError(f"{path} cannot be read ({type(error).__name__}); rerun the same command to rebuild it from the resume state.") from error
+            if which == "best" and log:  # the final epoch's model stands in for a best model that is lost
+                lost = (run_folder.read_json(out / run_folder.BEST_RECORD) or {}).get("epoch")
+                run_folder.copy_atomic(out / run_folder.LAST, path)
+                run_folder.write_json(out / run_folder.BEST_RECORD, {"epoch": len(log), "val_accuracy": float(log[-1]["val_accuracy"]),
+                                                                      "replaces_lost_epoch": lost})
+                print(f"best.keras (epoch {lost}) cannot be read ({type(error).__name__}) and cannot be rebuilt; it now holds "
+                      f"the final epoch's model ({len(log)}).")
+                model = models.load_model(path, compile=False)
+            else:
+                raise RunFolderError(
+                    f"{path} cannot be read ({type(error).__name__}). Delete it (rm {shlex.quote(str(path))}) and rerun the same "
+                    f"command to rebuild it from {run_folder.RESUME} if the folder holds one; otherwise pass --restart to train again."
+                ) from error
         probabilities = model.predict(test_ds, verbose=0)
         results[which] = float(np.mean(probabilities.argmax(axis=1) == y_eval))
         if which == "best":
@@ -797,7 +638,7 @@ def finish_run(out: Path, config: TrainConfig, data: data_lib.CifarData, x_train
         "data_note": config.extra.get("note", ""),
         "train_images": int(len(x_train)),
         "hardware": hardware_description(),
-        "versions": _versions(),
+        "versions": versions(),
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "command": config.command(),
     }

@@ -213,3 +213,39 @@ def test_mirrored_strategy_on_two_logical_cpus_killed_and_resumed(tmp_path):
     _killed_then_resumed(command, out, ["state-saved:1"])
     assert json.loads((out / "config.json").read_text())["replicas"] == 2
     _assert_every_epoch_once_on_schedule(out, 2, 8)
+
+
+# --- issue 26: a fast, helpful --help; issue 24: flags that were recorded and ignored ---------------------------
+
+
+def test_help_answers_without_importing_tensorflow_and_shows_examples():
+    result = subprocess.run([sys.executable, "-m", "resnet_utils.train", "--help"], env=_env(), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "examples:" in result.stdout and "--seed SEED" in result.stdout
+    assert "seeds the weights" in result.stdout and "{'" not in result.stdout  # defaults read as words, not dicts
+    timed = subprocess.run([sys.executable, "-X", "importtime", "-m", "resnet_utils.train", "--help"], env=_env(),
+                           capture_output=True, text=True, timeout=120)
+    assert timed.returncode == 0 and "tensorflow" not in timed.stderr and "keras" not in timed.stderr
+    wrong = subprocess.run([sys.executable, "-X", "importtime", "-m", "resnet_utils.train", "--out", "x", "--verbose", "loud"],
+                           env=_env(), capture_output=True, text=True, timeout=120)
+    assert wrong.returncode == 2 and "tensorflow" not in wrong.stderr and "invalid choice: 'loud'" in wrong.stderr
+
+
+def test_the_help_lists_the_models_shortcuts_and_stems():
+    from resnet_utils import models
+
+    assert cli.SHORTCUTS == models.SHORTCUTS and cli.STEMS == models.IMAGENET_STEMS
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--stem", "cifar"], "--stem applies to --arch resnet18 or resnet50 only"),
+    (["--stem", "foo"], "--stem applies to --arch resnet18 or resnet50 only"),
+    (["--data-dir", "/some/copy"], "--data-dir names a local copy, which --data sample does not read"),
+    (["--learning-rate", "0"], "learning_rate must be above 0"),
+    (["--epochs", "100000000000000000000"], "epochs must be a positive whole number of at most 100,000"),
+    (["--batch-size", "100000000000000000000"], "batch_size must be a positive whole number of at most 1,000,000"),
+    (["--steps-per-execution", "100000000000000000000"], "steps_per_execution must be a positive whole number of at most"),
+    (["--epochs", "1e20"], "argument --epochs: invalid int value: '1e20'"),
+    (["--batch-size", "5000", "--limit-train", "1000"], "batch_size 5,000 is more than the 1,000 training images"),
+])
+def test_values_once_ignored_or_ending_in_tracebacks_are_one_line(tmp_path, capsys, args, message):
+    test_bad_arguments_exit_with_a_message(tmp_path, capsys, args, message)

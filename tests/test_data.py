@@ -358,3 +358,108 @@ def test_a_folder_from_the_environment_is_printed_by_its_variable_not_its_path(t
     out = capsys.readouterr().out
     assert loaded.source == "folder" and loaded.location == str(root)  # the data still say where they came from
     assert "from $RESNET_CIFAR10_DIR" in out and str(tmp_path) not in out
+
+# --- issue 24: a data folder cannot run code, and every data error names its file ----------------------
+
+
+class _RunsCode:
+    """A pickle payload that, unpickled with plain pickle.load, creates a marker file."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+class _Evaluates:
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (eval, (f"open({self.marker!r}, 'w').write('ran')",))
+
+
+@pytest.mark.parametrize("payload", [_RunsCode, _Evaluates])
+def test_a_batch_file_whose_pickle_runs_code_is_refused_before_it_runs(tmp_path, sample, payload):
+    marker = tmp_path / "marker"
+    folder = tmp_path / "cifar-10-batches-py"
+    _write_batches(folder, sample)
+    flat = sample.x_train[:20].transpose(0, 3, 1, 2).reshape(20, -1)
+    with open(folder / "data_batch_2", "wb") as f:
+        pickle.dump({b"data": flat, b"labels": sample.y_train[:20].tolist(), b"extra": payload(marker)}, f)
+    with pytest.raises(DataError, match=r"data_batch_2 is not a CIFAR-10 python batch \(cannot unpickle it: it names "):
+        data.load_folder(tmp_path)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+def test_batches_of_every_pickle_protocol_still_load(tmp_path, sample, protocol):
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    flat = sample.x_train[:20].transpose(0, 3, 1, 2).reshape(20, -1)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        with open(folder / name, "wb") as f:
+            pickle.dump({b"batch_label": b"batch", b"data": flat, b"labels": sample.y_train[:20].tolist(),
+                         b"filenames": [b"x.png"] * 20}, f, protocol=protocol)
+    assert data.load_folder(tmp_path).x_train.shape == (100, 32, 32, 3)
+
+
+def test_a_batch_with_labels_out_of_range_names_the_file(tmp_path, sample):
+    flat = sample.x_train[:20].transpose(0, 3, 1, 2).reshape(20, -1)
+    _write_batches(tmp_path / "cifar-10-batches-py", sample, "test_batch", {b"data": flat, b"labels": [12] * 20})
+    with pytest.raises(DataError, match=r"test_batch: labels must lie in 0..9; found values from 12 to 12"):
+        data.load_folder(tmp_path)
+
+
+def test_an_empty_class_folder_is_refused_naming_it(tmp_path, sample):
+    root = write_image_folder(tmp_path / "cifar", sample, per_class=1)
+    for image in (root / "train" / "frog").glob("*.png"):
+        image.unlink()
+    with pytest.raises(DataError, match=r"train has no images in the class folder\(s\) \['frog'\]"):
+        data.load_folder(root)
+
+
+def test_an_image_edited_in_place_with_the_same_size_and_mtime_is_decoded_again(tmp_path, sample):
+    root = write_image_folder(tmp_path / "cifar", sample, per_class=1)
+    first = data.load_folder(root)
+    image = root / "train" / "cat" / "0000.png"
+    stat = image.stat()
+    pixels = np.asarray(Image.open(image)).copy()
+    pixels[0, 0, 0] ^= 1  # one pixel: same PNG size is likely, and the mtime is put back
+    Image.fromarray(pixels).save(image)
+    os.utime(image, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    second = data.load_folder(root)
+    np.testing.assert_array_equal(second.x_train[3], pixels)
+    assert not np.array_equal(second.x_train[3], first.x_train[3])
+
+
+def test_a_cache_with_shuffled_labels_is_named_and_rebuilt(tmp_path, sample, capsys):
+    root = write_image_folder(tmp_path / "cifar", sample, per_class=1)
+    first = data.load_folder(root)
+    (cache,) = (tmp_path / "cache").glob("cifar10-*.npz")
+    with np.load(cache) as archive:
+        arrays = {k: archive[k] for k in archive.files}
+    arrays["y_train"] = arrays["y_train"][::-1].copy()
+    np.savez(cache, **arrays)
+    capsys.readouterr()
+    again = data.load_folder(root)
+    out = capsys.readouterr().out
+    assert "the decoded-image cache is damaged" in out and str(cache) in out
+    np.testing.assert_array_equal(again.y_train, first.y_train)
+
+
+def test_a_cache_folder_under_a_regular_file_costs_a_notice_not_the_load(tmp_path, sample, monkeypatch, capsys):
+    root = write_image_folder(tmp_path / "cifar", sample, per_class=1)
+    (tmp_path / "afile").write_text("not a folder")
+    monkeypatch.setenv("RESNET_CACHE_DIR", str(tmp_path / "afile" / "cache"))
+    loaded = data.load_folder(root)
+    assert loaded.x_train.shape == (10, 32, 32, 3)
+    assert "cannot write the decoded-image cache" in capsys.readouterr().out
+
+
+def test_label_errors_name_the_split(sample):
+    bad = sample.y_train.copy()
+    bad[0] = 11
+    with pytest.raises(DataError, match=r"^training images: labels must lie in 0..9"):
+        data.check_arrays(sample.x_train, bad, what="training images")

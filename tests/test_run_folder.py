@@ -344,3 +344,249 @@ def test_metrics_lead_with_the_final_epochs_test_accuracy(finished):
     assert metrics["test_accuracy"] == metrics["test_accuracy_last"]
     assert "chosen on the test images themselves" in metrics["best_epoch_note"]
     assert {"test_accuracy_best", "best_epoch"} <= set(metrics)
+
+
+# --- issue 24: nothing outside the run folder is touched ---------------------------------------------------
+
+
+@pytest.fixture
+def outside(tmp_path):
+    """A file outside the run folder that a planted link points to; it must stay as it is."""
+    target = tmp_path / "elsewhere" / "precious.txt"
+    target.parent.mkdir()
+    target.write_text("precious")
+    return target
+
+
+def _untouched(target):
+    return target.read_text() == "precious"
+
+
+def test_a_link_planted_at_the_lock_is_refused_and_its_target_untouched(unfinished, sample, outside):
+    (unfinished / ".lock").unlink(missing_ok=True)
+    (unfinished / ".lock").symlink_to(outside)
+    with pytest.raises(RunFolderError, match=r"\.lock is a symbolic link.*Remove it \(rm .*\.lock\) and rerun"):
+        training.train(small_config(unfinished), sample)
+    assert _untouched(outside)
+
+
+def test_a_link_planted_at_the_write_test_name_is_not_written_through(tmp_path, sample, outside):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / ".write-test").symlink_to(outside)
+    training.train(small_config(out, epochs=1), sample)
+    assert _untouched(outside)
+
+
+@pytest.mark.parametrize("name", ["mean.partial.npy", "config.partial.json", "log.partial.csv", "resume.partial.keras",
+                                  "last.partial.keras", "metrics.partial.json", "predictions.partial.npz"])
+def test_links_planted_at_temporary_names_are_removed_unfollowed_and_the_run_finishes(tmp_path, sample, outside, name):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / name).symlink_to(outside)
+    metrics = training.train(small_config(out, epochs=1), sample)
+    assert metrics["status"] == "complete" and _untouched(outside)
+    assert not (out / name).exists() and not (out / name).is_symlink()
+
+
+@pytest.mark.parametrize("name", ["config.json", "log.csv", "last.keras", "best.keras", "metrics.json", "mean.npy"])
+def test_a_link_at_a_run_files_name_is_refused_with_the_command_that_removes_it(unfinished, sample, outside, name):
+    (unfinished / name).unlink(missing_ok=True)
+    (unfinished / name).symlink_to(outside)
+    with pytest.raises(RunFolderError, match=rf"holds symbolic link\(s\) at the run's own names \({name} -> .*\).*Remove them \(rm "):
+        training.train(small_config(unfinished), sample)
+    assert _untouched(outside) and (unfinished / name).is_symlink()
+
+
+def test_a_last_keras_linked_to_a_model_elsewhere_is_not_loaded(unfinished, sample, tmp_path):
+    elsewhere = tmp_path / "other.keras"
+    shutil.copyfile(unfinished / "last.keras", elsewhere)
+    (unfinished / "last.keras").unlink()
+    (unfinished / "last.keras").symlink_to(elsewhere)
+    loaded = []
+    state = run_folder.find_resume_state(unfinished, loaded.append, 2)
+    assert unfinished / "last.keras" not in loaded
+    assert any("last.keras is a symbolic link" in note for note in state.notes)
+    with pytest.raises(RunFolderError, match="symbolic link"):
+        training.train(small_config(unfinished), sample)
+
+
+# --- issue 24: other people's files ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def foreign(tmp_path):
+    out = tmp_path / "theirs"
+    out.mkdir()
+    (out / "config.json").write_text(json.dumps({"learning_rate": 3e-4, "model": "their-gan"}))
+    (out / "metrics.json").write_text(json.dumps({"fid": 12.5}))
+    return out
+
+
+def test_a_folder_holding_another_programs_config_is_refused_and_untouched(foreign, sample, capsys):
+    before = {p.name: p.read_bytes() for p in foreign.iterdir()}
+    with pytest.raises(RunFolderError, match=r"config.json is not a run of this package \(it has no run identity\).*Use another --out"):
+        training.train(small_config(foreign), sample)
+    from resnet_utils import train as cli
+
+    code = cli.main(["--n", "1", "--epochs", "1", "--data", "sample", "--limit-train", "96", "--verbose", "0", "--out", str(foreign)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "not a run of this package" in err
+    assert {p.name: p.read_bytes() for p in foreign.iterdir() if p.name != ".lock"} == before
+
+
+def test_restart_deletes_nothing_in_a_folder_it_cannot_prove_is_a_run(foreign, sample):
+    before = {p.name: p.read_bytes() for p in foreign.iterdir()}
+    with pytest.raises(RunFolderError, match=r"nothing proves it is a run of this package.*--restart deleted nothing"):
+        training.train(small_config(foreign, restart=True), sample)
+    assert {p.name: p.read_bytes() for p in foreign.iterdir() if p.name != ".lock"} == before
+
+
+def test_another_programs_metrics_json_alone_is_refused(tmp_path, sample):
+    out = tmp_path / "theirs"
+    out.mkdir()
+    (out / "metrics.json").write_text("[1, 2, 3]")
+    with pytest.raises(RunFolderError, match=r"holds metrics.json but no config.json, and nothing says they are a run of this package"):
+        training.train(small_config(out), sample)
+    assert (out / "metrics.json").read_text() == "[1, 2, 3]"
+
+
+# --- issue 24: no folder is ever stuck ------------------------------------------------------------------------
+
+
+def test_a_lock_that_is_a_folder_is_one_line_naming_the_command(unfinished, sample):
+    (unfinished / ".lock").unlink(missing_ok=True)
+    (unfinished / ".lock").mkdir()
+    for restart in (False, True):
+        with pytest.raises(RunFolderError, match=r"\.lock is a folder.*Remove it \(rm -r .*\.lock\) and rerun the same command"):
+            training.train(small_config(unfinished, restart=restart), sample)
+    (unfinished / ".lock").rmdir()
+    assert training.train(small_config(unfinished), sample)["status"] == "complete"
+
+
+def test_a_log_that_is_not_utf8_in_an_unfinished_run_is_rebuilt_from_the_state(unfinished, sample, capsys):
+    text = (unfinished / "log.csv").read_text()
+    (unfinished / "log.csv").write_bytes(b"\xff\xfe" + text.encode()[2:])
+    metrics = training.train(small_config(unfinished), sample)
+    assert "log.csv was damaged (not text: byte 0 is not UTF-8); rebuilt it from resume.keras" in capsys.readouterr().out
+    assert metrics["status"] == "complete" and (unfinished / "log.csv").read_text() == text
+
+
+def _zip_not_a_model(path):
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("readme.txt", "a whole zip, but not a Keras model")
+
+
+@pytest.mark.parametrize("name,damage", [
+    ("best.keras", _zip_not_a_model),
+    ("best.keras", lambda p: p.unlink()),
+    ("predictions.npz", _garbage),
+    ("mean.npy", lambda p: np.save(p, np.zeros(3, np.float32))),
+    ("config.json", lambda p: p.write_text("{garbage")),
+    ("log.csv", lambda p: p.write_bytes(b"\xff\xfe\x00garbage")),
+])
+def test_a_rerun_of_a_finished_run_checks_it_and_repairs_a_damaged_file(tmp_path, finished, sample, capsys, name, damage):
+    out = tmp_path / "run"
+    shutil.copytree(finished, out)
+    good_log = (out / "log.csv").read_text()
+    damage(out / name)
+    capsys.readouterr()
+    metrics = training.train(small_config(out), sample)
+    said = capsys.readouterr().out
+    assert f"holds the finished run, but {name} is damaged or missing; rebuilding from last.keras" in said
+    assert metrics["status"] == "complete" and metrics["epochs_completed"] == 2
+    assert run_folder.finished_damage(out, 2) == []
+    assert (out / "log.csv").read_text() == good_log
+    keras.models.load_model(out / "best.keras")
+    assert "already holds the finished run" in _rerun(out, sample, capsys)
+
+
+def _rerun(out, sample, capsys):
+    training.train(small_config(out), sample)
+    return capsys.readouterr().out
+
+
+def test_a_finished_run_with_damage_and_no_last_keras_is_one_line_naming_the_file(tmp_path, finished, sample):
+    out = tmp_path / "run"
+    shutil.copytree(finished, out)
+    (out / "last.keras").unlink()  # as committed runs are
+    _garbage(out / "predictions.npz")
+    with pytest.raises(RunFolderError, match=r"finished run whose predictions.npz is damaged or missing.*put back predictions.npz, or pass --restart"):
+        training.train(small_config(out), sample)
+
+
+def test_the_log_disagreement_names_the_fields_that_differ(unfinished, sample):
+    log = rows(unfinished)
+    log[0]["learning_rate"] += 0.5  # loss and val_accuracy agree: the old message printed two identical rows
+    run_folder.write_log(unfinished / "log.csv", log)
+    with pytest.raises(RunFolderError, match=r"disagree about epoch 1 \(learning_rate: log [0-9.e-]+, state [0-9.e-]+\)"):
+        training.train(small_config(unfinished), sample)
+
+
+def test_sigterm_and_sighup_stop_like_ctrl_c_naming_the_signal(tmp_path, sample, monkeypatch):
+    import signal
+
+    for number, name in ((signal.SIGTERM, "SIGTERM"), (signal.SIGHUP, "SIGHUP")):
+        original = training.EpochFacts.on_epoch_begin
+
+        def stop(self, epoch, logs=None, number=number):
+            if epoch == 1:
+                os.kill(os.getpid(), number)
+            original(self, epoch, logs)
+
+        monkeypatch.setattr(training.EpochFacts, "on_epoch_begin", stop)
+        out = tmp_path / name
+        with pytest.raises(training.TrainingInterrupted, match=f"was stopped by {name} after epoch 1 of 2; rerun the same command to resume"):
+            training.train(small_config(out), sample)
+        monkeypatch.undo()
+        assert signal.getsignal(number) is not None and [int(r["epoch"]) for r in rows(out)] == [0]
+
+
+# --- issue 24: values that were silently accepted ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"stem": "cifar"}, "stem applies to resnet18 and resnet50 only"),
+    ({"stem": "foo", "arch": "resnet18"}, "stem"),
+    ({"learning_rate": 0}, "learning_rate must be above 0"),
+    ({"data_dir": "/some/copy"}, "data_dir names a local copy, which data='sample' does not read"),
+    ({"epochs": 10**20}, "epochs must be a positive whole number of at most 100,000"),
+    ({"batch_size": 10**20}, "batch_size must be a positive whole number of at most 1,000,000"),
+    ({"steps_per_execution": 10**20}, "steps_per_execution must be a positive whole number of at most 100,000"),
+    ({"seed": 2**40}, "seed must be a whole number >= 0 of at most"),
+])
+def test_values_that_were_recorded_and_ignored_are_refused(tmp_path, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        small_config(tmp_path / "run", **kwargs)
+
+
+def test_a_batch_larger_than_the_training_set_is_refused(tmp_path, sample):
+    with pytest.raises(data.DataError, match=r"batch_size 5,000 is more than the 96 training images"):
+        training.train(small_config(tmp_path / "run", batch_size=5000), sample)
+
+
+def test_the_reproduce_command_quotes_the_out_folder():
+    import shlex
+
+    command = small_config("runs/my run's folder").command()
+    assert shlex.split(command)[-2:] == ["--out", "runs/my run's folder"]
+
+
+def test_float16_on_a_cpu_warns_that_it_is_slow():
+    from resnet_utils import hardware
+
+    assert "50-100x slower" in hardware.slow_precision_warning("mixed_float16")
+    assert hardware.slow_precision_warning("float32") is None
+
+
+def test_every_committed_finished_run_passes_the_finished_check():
+    """Committed runs leave out last.keras (and the ImageNet-stem nets' best.keras): that is not
+    damage, so rerunning their commands still says they are finished."""
+    from resnet_utils import runs
+
+    committed = {name: run for name, run in runs.load_runs(runs.RESULTS_DIR).items() if run.finished}
+    assert committed
+    damaged = {name: run_folder.finished_damage(run.path, run.metrics.get("epochs_completed")) for name, run in committed.items()}
+    assert {name: d for name, d in damaged.items() if d} == {}

@@ -181,3 +181,115 @@ def test_installed_outside_the_repository_load_trained_says_what_to_set(monkeypa
         assert "\n" not in str(error.value)
     monkeypatch.chdir(tmp_path)
     assert runs.runs_dir() == tmp_path / "runs"  # new runs go beside the notebook instead (Colab: /content/runs)
+
+# --- issue 24: readers survive one bad folder ------------------------------------------------------------
+
+import json  # noqa: E402
+import shutil  # noqa: E402
+import warnings  # noqa: E402
+
+COMMITTED = runs.RESULTS_DIR / "resnet20v1-default-30ep"
+
+
+def _committed_copy(root, name="good"):
+    shutil.copytree(COMMITTED, root / name)
+    return root / name
+
+
+@pytest.mark.parametrize("file,content,reason", [
+    ("config.json", b"\x00garbage", "not JSON"),
+    ("log.csv", b"epoch,loss\n\xff\xfe0,1.0\n", "not text"),
+    ("metrics.json", b'{"status": "complete", "test_acc', "not JSON"),
+    ("metrics.json", b"[1, 2]", "a JSON list, not an object"),
+])
+def test_one_damaged_folder_is_skipped_with_one_warning_and_the_others_load(tmp_path, file, content, reason):
+    _committed_copy(tmp_path)
+    bad = _committed_copy(tmp_path, "bad")
+    (bad / file).write_bytes(content)
+    with pytest.warns(UserWarning, match=rf"Skipping the run folder .*bad: .*{file} is damaged \({reason}") as caught:
+        loaded = runs.load_runs(tmp_path)
+    assert list(loaded) == ["good"] and len(caught) == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert list(runs.trained_models(tmp_path).index) == ["good"]
+        assert runs.load_trained("resnet20v1", tmp_path).run.name == "good"
+
+
+def test_a_folder_whose_config_was_deleted_warns_instead_of_vanishing(tmp_path):
+    _committed_copy(tmp_path)
+    (_committed_copy(tmp_path, "lost") / "config.json").unlink()
+    (tmp_path / "figures").mkdir()  # a folder without run files: no warning
+    with pytest.warns(UserWarning, match=r"Skipping the run folder .*lost: it holds log.csv, best.keras.* but no config.json") as caught:
+        assert list(runs.load_runs(tmp_path)) == ["good"]
+    assert len(caught) == 1
+
+
+@pytest.mark.parametrize("damage,message", [
+    (lambda run: (run / "mean.npy").unlink(), r"mean.npy is damaged \(missing: .*Rerun its command"),
+    (lambda run: np.save(run / "mean.npy", np.zeros(3, np.float32)), r"mean.npy is damaged \(shape \(3,\), not the \(32, 32, 3\)"),
+    (lambda run: (run / "best.keras").write_bytes((run / "best.keras").read_bytes()[:5000]), r"best.keras is damaged \(cannot load it as a Keras model"),
+])
+def test_load_trained_names_the_damaged_file(tmp_path, damage, message):
+    run = _committed_copy(tmp_path)
+    damage(run)
+    with pytest.raises(runs.DamagedFile, match=message):
+        runs.load_trained("good", tmp_path)
+
+
+def test_load_trained_refuses_a_model_linked_from_elsewhere(tmp_path):
+    run = _committed_copy(tmp_path)
+    elsewhere = tmp_path / "elsewhere.keras"
+    (run / "best.keras").rename(elsewhere)
+    (run / "best.keras").symlink_to(elsewhere)
+    with pytest.raises(runs.DamagedFile, match="a symbolic link to"):
+        runs.load_trained("good", tmp_path)
+
+
+def test_predictions_of_a_garbage_npz_name_the_file(tmp_path):
+    run = _committed_copy(tmp_path)
+    (run / "predictions.npz").write_bytes(b"PK\x03\x04 garbage")
+    with pytest.raises(runs.DamagedFile, match=r"predictions.npz is damaged .*probabilities and labels"):
+        runs.load_run(run).predictions()
+    assert json.loads((run / "config.json").read_text())  # the rest still reads
+
+
+# --- issue 25: data flows one way ------------------------------------------------------------------------
+
+
+def _package_imports() -> dict[str, set[str]]:
+    """Which resnet_utils modules each module imports (at any level, lazily too), from its source."""
+    import ast
+    from pathlib import Path
+
+    package = Path(runs.__file__).parent
+    modules = {p.stem for p in package.glob("*.py") if p.stem != "__init__"}
+    graph = {}
+    for name in modules:
+        found = set()
+        for node in ast.walk(ast.parse((package / f"{name}.py").read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                if node.module == "resnet_utils":
+                    found |= {alias.name for alias in node.names if alias.name in modules}
+                elif node.module.startswith("resnet_utils."):
+                    found.add(node.module.split(".")[1])
+            elif isinstance(node, ast.Import):
+                found |= {a.name.split(".")[1] for a in node.names if a.name.startswith("resnet_utils.")}
+        graph[name] = found - {name}
+    return graph
+
+
+def test_no_import_cycle_among_the_package_modules_and_readers_never_import_the_trainer():
+    graph = _package_imports()
+    assert "training" not in graph["runs"] and "training" not in graph["run_folder"]
+    assert graph["recipe"] <= {"_quiet"} and graph["hardware"] <= {"_quiet"}
+
+    def reach(start, seen=None):
+        seen = set() if seen is None else seen
+        for nxt in graph.get(start, ()):
+            if nxt not in seen:
+                seen.add(nxt)
+                reach(nxt, seen)
+        return seen
+
+    cycles = sorted(name for name in graph if name in reach(name))
+    assert cycles == [], f"modules on an import cycle: {cycles}"

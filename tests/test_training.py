@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 
-from resnet_utils import data, models, training
+from resnet_utils import data, hardware, models, schedules, training
 from resnet_utils.training import RunFolderError, TrainConfig, TrainingDiverged, make_schedule
 from helpers import small_config
 
@@ -187,7 +187,7 @@ def test_an_unwritable_output_folder_is_reported_before_training(tmp_path, sampl
 
 def test_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoints(tmp_path, sample, monkeypatch):
     # A schedule that is sane for the first epoch (3 steps) and absurd afterwards.
-    monkeypatch.setattr(training, "make_schedule", lambda name, epochs, spe, peak=None, warmup=0.05: training.StepDecay(0.01, [spe], [1.0, 1e30]))
+    monkeypatch.setattr(schedules, "make_schedule", lambda name, epochs, spe, peak=None, warmup=0.05: training.StepDecay(0.01, [spe], [1.0, 1e30]))
     out = tmp_path / "nan"
     with pytest.raises(TrainingDiverged, match="NaN or infinite in epoch 2.*best.keras and last.keras"):
         training.train(small_config(out, epochs=4), sample)
@@ -228,7 +228,7 @@ def test_explicit_precision_settings(setting, expected):
 
 @pytest.mark.parametrize("native", [True, False])
 def test_auto_precision_on_a_cpu_follows_native_bfloat16(monkeypatch, native):
-    monkeypatch.setattr(training, "cpu_has_native_bfloat16", lambda: native)
+    monkeypatch.setattr(hardware, "cpu_has_native_bfloat16", lambda: native)
     assert training.precision_policy("auto") == ("mixed_bfloat16" if native else "float32")
     assert training.precision_policy("on") == "mixed_bfloat16"  # asked for: correct, if slower
 
@@ -258,7 +258,7 @@ def test_mixed_bfloat16_training_keeps_float32_weights_and_outputs(tmp_path, sam
 
 
 def test_compile_model_is_what_train_runs(tmp_path, monkeypatch):
-    monkeypatch.setattr(training, "cpu_has_native_bfloat16", lambda: True)
+    monkeypatch.setattr(hardware, "cpu_has_native_bfloat16", lambda: True)
     config = small_config(tmp_path / "unused")
     model, speed = training.compile_model(config, steps_per_epoch=3)
     assert speed == training.speed_settings(config)
