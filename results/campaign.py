@@ -197,7 +197,7 @@ def data_arguments(data_dir: str | None, note: str | None, source: str | None = 
                              "CIFAR-10's train/ and test/ (or leave it out to let Keras download the data)")
         args = ["--data", "folder", "--data-dir", data_dir]
     else:
-        args = ["--data", "cifar10"]
+        args = ["--data", "keras"]
     return args + (["--note", note] if note else [])
 
 
@@ -256,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", metavar="NAME", help="only these runs: a run's full name, or part of names (10k: the subset runs)")
     parser.add_argument("--data-dir", default=os.environ.get("CIFAR10_DIR"),
                         help="local CIFAR-10 copy (default $CIFAR10_DIR; without either, Keras downloads it)")
-    parser.add_argument("--data", help="a data source of train's --data (default: folder with --data-dir, else cifar10)")
+    parser.add_argument("--data", help="a data source of train's --data (default: folder with --data-dir, else keras: the download)")
     parser.add_argument("--note", help="free text stored in each new run's config.json (where the data came from)")
     parser.add_argument("--stop-after", type=float, metavar="MINUTES", help="start nothing after this, and interrupt the run under way")
     parser.add_argument("--out", default=str(RESULTS), help="where the run folders go (default: results/)")

@@ -18,13 +18,18 @@ def test_every_planned_run_is_a_valid_train_command_with_a_name_that_says_what_i
     assert len(set(names)) == len(names)
     for planned in campaign.PLAN:
         args = train.parse_args([*planned.args, "--out", "x"])
-        assert args.epochs >= 10, planned.name  # the budget: at least 10 epochs for every comparison
-        assert (args.shortcut == "none") == planned.name.startswith("plain"), planned.name
+        name = planned.name.removeprefix("screens/")
+        if planned.name.startswith("screens/"):  # a recipe screen: short, and never on the test set
+            assert args.validation_split == 0.1 and name.endswith(f"-lr{args.learning_rate:g}-{args.epochs}ep"), planned.name
+        else:
+            assert args.epochs >= 10, planned.name  # the budget: at least 10 epochs for every comparison
+            assert args.validation_split == 0.0, planned.name
+        assert (args.shortcut == "none") == name.startswith("plain"), planned.name
         if args.arch == "cifar":
-            assert f"{args.depth}" in planned.name and f"v{args.version}" in planned.name or planned.name.startswith("plain")
+            assert f"{args.depth}" in name and f"v{args.version}" in name or name.startswith("plain")
             models.n_from_depth(args.depth, args.version)  # a depth the family has
         else:
-            assert planned.name.startswith(f"{args.arch}-{args.stem}-stem"), planned.name
+            assert name.startswith(f"{args.arch}-{args.stem}-stem"), planned.name
         assert ("--seed" in planned.args) == ("-seed" in planned.name)
     cpu = {p.name for p in campaign.PLAN if p.part == "cpu"}
     # The minimum: depth 20-56 residual, plain-20/56, v1 against v2, both stems, three seeds.
@@ -61,7 +66,7 @@ def test_status_reads_the_run_folder(tmp_path):
 def test_recorded_commands_carry_no_path_of_this_machine():
     command = campaign.PLAN[0].command(campaign.data_arguments(None, None), campaign.RESULTS)
     assert command[command.index("--out") + 1] == f"results/{campaign.PLAN[0].name}"
-    assert command[command.index("--data") + 1] == "cifar10"  # no local copy: Keras downloads it
+    assert command[command.index("--data") + 1] == "keras"  # no local copy: Keras downloads it
 
 
 def test_a_missing_data_folder_is_refused_with_what_to_do(tmp_path):

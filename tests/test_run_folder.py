@@ -586,7 +586,7 @@ def test_every_committed_finished_run_passes_the_finished_check():
     damage, so rerunning their commands still says they are finished."""
     from resnet_utils import runs
 
-    committed = {name: run for name, run in runs.load_runs(runs.RESULTS_DIR).items() if run.finished}
+    committed = {name: run for name, run in runs.load_runs(runs.results_dir()).items() if run.finished}
     assert committed
     damaged = {name: run_folder.finished_damage(run.path, run.metrics.get("epochs_completed")) for name, run in committed.items()}
     assert {name: d for name, d in damaged.items() if d} == {}

@@ -188,7 +188,7 @@ import json  # noqa: E402
 import shutil  # noqa: E402
 import warnings  # noqa: E402
 
-COMMITTED = runs.RESULTS_DIR / "resnet20v1-default-30ep"
+COMMITTED = runs.results_dir() / "resnet20v1-default-30ep"
 
 
 def _committed_copy(root, name="good"):
