@@ -136,9 +136,13 @@ PLAN: tuple[Planned, ...] = (
       for rate in ("0.025", "0.05", "0.1")),
     Planned("resnet56v1-30ep", ("--depth", "56", "--epochs", "30"), "cpu", LONG),
     # ResNet18's peak rate from its screen (held-out accuracy after 4 epochs: 0.05 51.38%, 0.1 56.04%,
-    # 0.2 52.60%; results/screens/README.md). ResNet50's 30-epoch run joins once its screen is done.
+    # 0.2 52.60%; results/screens/README.md), and ResNet50's (0.025 48.78%, 0.05 46.68%, 0.1 41.02%), with a
+    # second seed of ResNet50 if the budget allows.
     Planned("resnet18-imagenet-stem-30ep", ("--arch", "resnet18", "--stem", "imagenet", "--epochs", "30", "--learning-rate", "0.1"),
             "cpu", OWN_RECIPE),
+    *(Planned("resnet50-imagenet-stem-30ep" + (f"-seed{s}" if s else ""),
+              ("--arch", "resnet50", "--stem", "imagenet", "--epochs", "30", "--learning-rate", "0.025", *(("--seed", str(s)) if s else ())),
+              "cpu", OWN_RECIPE) for s in (0, 1)),
     # The GPU part (about 10 minutes on one large GPU): the CIFAR-stem ImageNet nets, too costly for
     # two CPU cores (0.56 and 1.3 GMACs per image), on the CPU runs' budget, then the Keras example's
     # 200-epoch budget with the default recipe, as many as the time allows.
