@@ -135,11 +135,13 @@ def prepare(variant: Variant, images: np.ndarray, labels: np.ndarray):
     keras.mixed_precision.set_global_policy(variant.policy)
     try:
         shape = (3, 32, 32) if variant.layout == "channels_first" else (32, 32, 3)
-        model = build(variant.model, shape, output_dtype="float32" if variant.policy != "float32" else None)
+        output_dtype = "float32" if variant.policy != "float32" else None
         if variant.model == "resnet50" and variant.batch_norm == "keras":  # before: Keras's own application
-            model = keras_application_resnet50(shape, model.output.dtype)
-        elif variant.batch_norm == "keras":  # the Keras example's own layer (the classic baseline)
-            model = models.with_keras_batch_normalization(model)
+            model = keras_application_resnet50(shape, output_dtype)
+        else:
+            model = build(variant.model, shape, output_dtype=output_dtype)
+            if variant.batch_norm == "keras":  # the Keras example's own layer (the classic baseline)
+                model = models.with_keras_batch_normalization(model)
         if variant.recipe == "classic":
             optimizer = classic_recipe.classic_optimizer()
         else:
@@ -189,8 +191,8 @@ def build(spec: str, input_shape=(32, 32, 3), output_dtype: str | None = None):
     return models.build_resnet(n, version, input_shape=input_shape, output_dtype=output_dtype)
 
 
-def keras_application_resnet50(input_shape, output_dtype: str):
-    """``keras.applications.ResNet50`` for 10 classes, its softmax in ``output_dtype``."""
+def keras_application_resnet50(input_shape, output_dtype: str | None):
+    """``keras.applications.ResNet50`` for 10 classes, its softmax in ``output_dtype`` (None: the policy's)."""
     import keras
 
     body = keras.applications.ResNet50(weights=None, input_shape=tuple(input_shape), classes=10, classifier_activation=None)

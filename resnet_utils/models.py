@@ -472,7 +472,8 @@ def resnet50(stem: str = "imagenet", input_shape=CIFAR_INPUT_SHAPE, num_classes:
 
     With the ImageNet stem it is layer for layer ``keras.applications.ResNet50(weights=None)`` (same
     names, shapes and maths; a test loads one's weights into the other and compares their outputs),
-    but with the fused batch normalisation of ``resnet_utils.layers``, about twice as fast on a CPU.
+    but with the fused batch normalisation of ``resnet_utils.layers``, as every net here (for ResNet50
+    it was measured no faster than Keras's layer on a CPU: benchmarks/RESULTS.md, section E).
     """
     suffix = "" if stem == "imagenet" else "_cifar_stem"
     return imagenet_resnet([3, 4, 6, 3], True, stem, input_shape, num_classes, name=f"resnet50{suffix}",

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
-from resnet_utils.runs import DamagedFile, read_log
+from resnet_utils.runs import RUN_FILE_NAMES, DamagedFile, read_log
 
 CONFIG = "config.json"
 LOG = "log.csv"
@@ -59,7 +59,9 @@ LOCK = ".lock"
 RESUME_ENTRY = "resnet_utils_resume.json"
 #: What an earlier version of this package used for resuming (Keras's BackupAndRestore).
 LEGACY_BACKUP = "backup"
-RUN_FILES = (CONFIG, LOG, BEST, LAST, BEST_RECORD, PREDICTIONS, METRICS, MEAN, RESUME, RESUME_BACKUP)
+#: Every file a run folder holds: the readers' list (``runs.RUN_FILE_NAMES``), one list for both.
+RUN_FILES = RUN_FILE_NAMES
+assert set(RUN_FILES) == {CONFIG, LOG, BEST, LAST, BEST_RECORD, PREDICTIONS, METRICS, MEAN, RESUME, RESUME_BACKUP}
 #: Test hook: ``"<crash point>:<epochs done>"`` makes :func:`crash_point` SIGKILL the process there.
 KILL_ENV = "RESNET_TEST_KILL_AT"
 #: The entries every Keras 3 ``.keras`` model archive holds.

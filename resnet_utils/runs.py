@@ -28,7 +28,7 @@ from resnet_utils._quiet import tensorflow as _tensorflow  # TensorFlow, importe
 
 from resnet_utils.recipe import DEFAULT_RECIPE, RECIPE_FIELDS, legacy_identity
 
-#: The files a run folder may hold (``resnet_utils.run_folder.RUN_FILES`` lists the same).
+#: The files a run folder may hold; ``resnet_utils.run_folder`` (which writes them) uses this list too.
 RUN_FILE_NAMES = ("config.json", "log.csv", "best.keras", "last.keras", "best.json", "predictions.npz", "metrics.json",
                   "mean.npy", "resume.keras", "resume.bkp.keras")
 
