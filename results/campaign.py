@@ -10,9 +10,13 @@ two campaigns can share the work, one per CPU core::
     python results/campaign.py                                          # the same, letting Keras download CIFAR-10
     python results/campaign.py --part gpu --stop-after 10               # the GPU part, stopped after 10 minutes
     python results/campaign.py --write-tables                           # the finished runs into results/README.md's table
+    python results/campaign.py --pack                                   # split big resume states into parts git accepts
 
 A run stopped by ``--stop-after`` (or Ctrl-C, or a lost session) resumes from its last finished
-epoch the next time. The questions each group of runs answers, and the notebook that reads it, are
+epoch the next time. To resume it on another machine, commit its folder: the ImageNet-style nets'
+``resume.keras`` (weights and optimizer, 90-190 MB) is over what a Git host takes in one file, so
+``--pack`` splits it into ``resume.keras.part-NNN`` files of at most 45 MB with a checksum in
+``resume.parts.json``; the next campaign run joins them back before it resumes. The questions each group of runs answers, and the notebook that reads it, are
 in ``PLAN``; ``results/README.md`` lists the finished runs with their hardware and date.
 """
 
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import hashlib
 import json
 import os
 import shlex
@@ -235,6 +240,72 @@ def write_tables(out_dir: Path = RESULTS) -> list[Path]:
     return changed
 
 
+#: Resume states bigger than this are split into parts of this size by ``--pack`` (Git hosts refuse
+#: or warn about single files of 50-100 MB and more).
+PART_BYTES = 45 * 1024 * 1024
+RESUME, PARTS_MANIFEST = "resume.keras", "resume.parts.json"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _remove_parts(folder: Path) -> None:
+    for stale in folder.glob(RESUME + ".part-*"):
+        stale.unlink()
+    (folder / PARTS_MANIFEST).unlink(missing_ok=True)
+
+
+def pack_state(folder: Path, part_bytes: int = PART_BYTES) -> list[Path]:
+    """Split ``folder``'s ``resume.keras`` into parts of at most ``part_bytes`` if it is bigger,
+    with ``resume.parts.json`` (size, SHA-256, part names) beside them. Returns the files to commit
+    (none if the state is small enough to commit whole, or there is none)."""
+    state = folder / RESUME
+    _remove_parts(folder)  # parts of an older epoch
+    if not state.is_file() or state.stat().st_size <= part_bytes:
+        return []
+    names = []
+    with open(state, "rb") as source:
+        for index in range(10_000):
+            block = source.read(part_bytes)
+            if not block:
+                break
+            name = f"{RESUME}.part-{index:03d}"
+            (folder / name).write_bytes(block)
+            names.append(name)
+    manifest = {"file": RESUME, "size": state.stat().st_size, "sha256": _sha256(state), "parts": names}
+    (folder / PARTS_MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    return [folder / name for name in names] + [folder / PARTS_MANIFEST]
+
+
+def unpack_state(folder: Path) -> bool:
+    """Join the parts written by :func:`pack_state` back into ``resume.keras`` if that file is
+    missing (a fresh clone). True if it did; an error that says what to do if a part is missing or
+    the joined file does not match its checksum (then nothing is written)."""
+    manifest_path = folder / PARTS_MANIFEST
+    if (folder / RESUME).exists() or not manifest_path.exists():
+        return False
+    manifest = json.loads(manifest_path.read_text())
+    missing = [name for name in manifest["parts"] if not (folder / name).is_file()]
+    if missing:
+        raise SystemExit(f"error: {folder} lacks {', '.join(missing)} of its packed resume state; fetch them "
+                         f"(git checkout -- {folder}), or delete {manifest_path} and the parts to resume from another state")
+    joined = folder / (RESUME + ".joining")
+    with open(joined, "wb") as target:
+        for name in manifest["parts"]:
+            target.write((folder / name).read_bytes())
+    if joined.stat().st_size != manifest["size"] or _sha256(joined) != manifest["sha256"]:
+        joined.unlink()
+        raise SystemExit(f"error: the parts of {folder / RESUME} do not join into the file {manifest_path} describes "
+                         "(size or SHA-256 differ): a part is damaged or from another epoch; check them out again")
+    joined.replace(folder / RESUME)
+    return True
+
+
 def run_one(planned: Planned, command: list[str], folder: Path, deadline: float | None) -> int:
     """Run one ``train`` to its end, or until ``deadline`` (then interrupt it: it resumes next time)."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -271,6 +342,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--list", action="store_true", help="print each planned run's state and stop")
     parser.add_argument("--dry-run", action="store_true", help="print the commands that would run and stop")
     parser.add_argument("--write-tables", action="store_true", help="write the finished runs into the results table of results/README.md, and stop")
+    parser.add_argument("--pack", action="store_true",
+                        help=f"split each unfinished run's resume.keras over {PART_BYTES >> 20} MB into parts to commit, and stop")
     args = parser.parse_args(argv)
     out_dir = Path(args.out)
     if args.write_tables:
@@ -278,6 +351,14 @@ def main(argv: list[str] | None = None) -> int:
         print("updated: " + ", ".join(str(p.relative_to(RESULTS.parent)) for p in changed) if changed else "the tables were up to date")
         return 0
     chosen = select(args.part, args.only)
+    if args.pack:
+        for planned in chosen:
+            folder = out_dir / planned.name
+            if status(folder).startswith("epoch"):
+                files = pack_state(folder)
+                if files:
+                    print(f"{planned.name}: {RESUME} split into {len(files) - 1} parts; commit {PARTS_MANIFEST} and the parts")
+        return 0
     if args.list:
         width = max(len(p.name) for p in chosen)
         for planned in chosen:
@@ -299,11 +380,14 @@ def main(argv: list[str] | None = None) -> int:
         if deadline is not None and time.monotonic() > deadline:
             print(f"{planned.name}: not started (--stop-after reached)", flush=True)
             continue
+        if unpack_state(folder):
+            print(f"{planned.name}: joined the parts of its packed {RESUME}", flush=True)
         print(f"{planned.name}: {'resuming from ' + state if state.startswith('epoch') else 'starting'}", flush=True)
         started = time.monotonic()
         code = run_one(planned, command, folder, deadline)
         minutes = (time.monotonic() - started) / 60
         if code == 0:
+            _remove_parts(folder)  # finished: train removed its resume states, so their parts go too
             print(f"{planned.name}: finished in {minutes:.1f} min", flush=True)
         else:
             print(f"{planned.name}: stopped with exit code {code} after {minutes:.1f} min; see {folder / 'stdout.log'}", flush=True)

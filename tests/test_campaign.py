@@ -134,3 +134,30 @@ def test_the_landing_pages_headline_numbers_are_the_committed_runs(tmp_path):
     spec.loader.exec_module(figure)
     assert figure.draw(tmp_path / "figure.png").stat().st_size > 10_000
     assert f"]({figure.FIGURE.relative_to(campaign.RESULTS.parent)})" in readme
+
+
+def test_a_big_resume_state_is_packed_into_parts_and_joined_back_on_a_fresh_clone(tmp_path):
+    folder = tmp_path / "resnet50-imagenet-stem-30ep"
+    folder.mkdir()
+    state = bytes(range(256)) * 41 + b"end"   # 10,499 bytes: three parts of 4,096 at most
+    (folder / "resume.keras").write_bytes(state)
+    files = campaign.pack_state(folder, part_bytes=4096)
+    assert [f.name for f in files] == ["resume.keras.part-000", "resume.keras.part-001", "resume.keras.part-002",
+                                      "resume.parts.json"]
+    assert max((folder / f"resume.keras.part-00{i}").stat().st_size for i in range(3)) <= 4096
+    assert not campaign.unpack_state(folder)          # resume.keras is there: nothing to do
+    (folder / "resume.keras").unlink()                 # a fresh clone holds only what was committed
+    assert campaign.unpack_state(folder) and (folder / "resume.keras").read_bytes() == state
+    # a damaged part is refused with what to do, and no resume.keras is written from it
+    (folder / "resume.keras").unlink()
+    (folder / "resume.keras.part-001").write_bytes(b"x" * 4096)
+    with pytest.raises(SystemExit, match="do not join"):
+        campaign.unpack_state(folder)
+    assert not (folder / "resume.keras").exists()
+    (folder / "resume.keras.part-002").unlink()
+    with pytest.raises(SystemExit, match="lacks resume.keras.part-002"):
+        campaign.unpack_state(folder)
+    # a small state is committed whole: packing it leaves no parts (and removes stale ones)
+    (folder / "resume.keras").write_bytes(b"small")
+    assert campaign.pack_state(folder, part_bytes=4096) == []
+    assert sorted(p.name for p in folder.iterdir()) == ["resume.keras"]
