@@ -467,6 +467,8 @@ def _train_locked(config: TrainConfig, data: data_lib.CifarData | None, out: Pat
         print(f"Finishing {out}: all {config.epochs} epochs are trained.")
     elif state.epochs_done:
         print(f"Resuming {out} after epoch {state.epochs_done} of {config.epochs}.")
+    sessions = training_sessions(run_folder.read_json(out / run_folder.CONFIG) if (out / run_folder.CONFIG).exists() else None,
+                                 state.epochs_done, config.epochs, speed)
     run_folder.write_json(out / run_folder.CONFIG, {
         "identity": config.identity(),
         "data_fingerprint": fingerprint_now,
@@ -482,6 +484,7 @@ def _train_locked(config: TrainConfig, data: data_lib.CifarData | None, out: Pat
         "replicas": strategy.num_replicas_in_sync,
         "command": config.command(),
         "extra": config.extra,
+        "sessions": sessions,
     })
 
     recorder = RunRecorder(out, state, config.identity(), fingerprint_now)
@@ -520,6 +523,29 @@ def _train_locked(config: TrainConfig, data: data_lib.CifarData | None, out: Pat
             f"Training in {out} was {how} after epoch {recorder.epochs_done} of {config.epochs}; "
             "rerun the same command to resume."
         ) from None
+
+
+def training_sessions(previous: dict | None, epochs_done: int, epochs: int, speed: dict) -> list[dict]:
+    """The record of which epochs ran where, for ``config.json``: one entry per training session
+    (the first, and each resume), with its first epoch, date, precision and machine.
+
+    The identity of a run (its recipe) cannot change when it resumes, but its speed settings can:
+    ``mixed_precision="auto"`` picks bfloat16 on one CPU and float32 on another. The config's
+    top-level ``precision_policy`` is the current session's; this list keeps the earlier ones.
+    A config written before this record existed gives its own settings as the first session's."""
+    history = list((previous or {}).get("sessions") or [])
+    if not history and previous and epochs_done:
+        history = [{"from_epoch": 1, "precision_policy": previous.get("precision_policy"), "xla": previous.get("xla"),
+                    "hardware": None}]  # the machine of a config older than this record is not known here
+    if epochs_done >= epochs:
+        return history  # finishing: no epoch is trained in this session
+    while history and history[-1]["from_epoch"] > epochs_done:  # a session that trained nothing before it stopped
+        history.pop()
+    hardware = hardware_description()
+    hardware["native_bfloat16"] = cpu_has_native_bfloat16()
+    history.append({"from_epoch": epochs_done + 1, "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                    "precision_policy": speed["precision_policy"], "xla": speed["xla"], "hardware": hardware})
+    return history
 
 
 def _training_images(data: data_lib.CifarData, config: TrainConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, str]:

@@ -213,6 +213,33 @@ def test_a_resumed_seeded_cpu_run_logs_exactly_what_the_uninterrupted_run_logs(t
     assert [[r[k] for k in COMPARED] for r in resumed] == [[r[k] for k in COMPARED] for r in whole]
 
 
+def test_a_run_resumed_with_other_speed_settings_keeps_the_record_of_each_session(tmp_path, sample, monkeypatch):
+    # "auto" precision is bfloat16 on one CPU and float32 on another: which epochs ran in which must stay known
+    out = tmp_path / "run"
+    kill_at(monkeypatch, "state-saved:1")
+    with pytest.raises(Killed):
+        training.train(small_config(out, mixed_precision="off"), sample)
+    monkeypatch.undo()
+    training.train(small_config(out, mixed_precision="bfloat16"), sample)
+    config = json.loads((out / "config.json").read_text())
+    sessions = config["sessions"]
+    assert [(s["from_epoch"], s["precision_policy"]) for s in sessions] == [(1, "float32"), (2, "mixed_bfloat16")]
+    assert config["precision_policy"] == "mixed_bfloat16" and all(s["hardware"]["cpu"] for s in sessions)
+    training.train(small_config(out, mixed_precision="off"), sample)   # finished: nothing trains, nothing is added
+    assert json.loads((out / "config.json").read_text())["sessions"] == sessions
+
+
+def test_a_config_from_before_the_sessions_record_gives_its_settings_as_the_first_session():
+    speed = {"precision_policy": "float32", "xla": False}
+    old = {"precision_policy": "mixed_bfloat16", "xla": False}
+    sessions = training.training_sessions(old, 44, 100, speed)
+    assert [(s["from_epoch"], s["precision_policy"]) for s in sessions] == [(1, "mixed_bfloat16"), (45, "float32")]
+    # a session that stopped before finishing an epoch is replaced by the next one, not listed twice
+    again = training.training_sessions({"sessions": sessions}, 44, 100, {"precision_policy": "mixed_bfloat16", "xla": False})
+    assert [(s["from_epoch"], s["precision_policy"]) for s in again] == [(1, "mixed_bfloat16"), (45, "mixed_bfloat16")]
+    assert training.training_sessions(None, 0, 100, speed)[0]["from_epoch"] == 1
+
+
 # --- 6. data identity --------------------------------------------------------------------------------------
 
 
