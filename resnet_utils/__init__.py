@@ -17,6 +17,7 @@ when they need it.
 """
 
 import os
+import platform
 import sys
 
 # Hides TensorFlow's C++ INFO and WARNING lines once its logging is set up (e.g. "Local rendezvous is
@@ -29,6 +30,12 @@ if not os.path.exists("/dev/nvidiactl"):
     # half as fast as the other (benchmarks/RESULTS.md). Read when TensorFlow starts, so it must be
     # set before the import below; set TF_NUM_INTEROP_THREADS yourself to choose otherwise.
     os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
+if platform.machine().lower() in ("x86_64", "amd64"):
+    # oneDNN's CPU kernels. TensorFlow turns them on by itself only on x86 CPUs with AVX-512 VNNI/BF16
+    # or AMX; elsewhere (AMD Zen 3 and older, many laptops) it falls back to slower kernels: ResNet20
+    # trained 1.8x faster with them on an AMD EPYC without AVX-512 (benchmarks/RESULTS.md). Read when
+    # TensorFlow starts; set TF_ENABLE_ONEDNN_OPTS=0 yourself to keep them off.
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 
 def _started_as_the_command_line() -> bool:

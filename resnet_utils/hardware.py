@@ -81,7 +81,19 @@ def hardware_description() -> dict:
         details = tf.config.experimental.get_device_details(gpu)
         gpus.append(details.get("device_name", gpu.name))
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {"cpu": cpu, "cpu_count": os.cpu_count(), "cores_used": usable, "gpus": gpus}
+    return {"cpu": cpu, "cpu_count": os.cpu_count(), "cores_used": usable, "gpus": gpus, "onednn": onednn_enabled()}
+
+
+def onednn_enabled() -> bool | None:
+    """Whether TensorFlow runs oneDNN's CPU kernels (``TF_ENABLE_ONEDNN_OPTS``, which the package
+    turns on for x86 CPUs where TensorFlow leaves them off); ``None`` if this TensorFlow cannot say."""
+    _tensorflow()
+    try:
+        from tensorflow.python.util import _pywrap_util_port
+
+        return bool(_pywrap_util_port.IsMklEnabled())
+    except (ImportError, AttributeError):
+        return None
 
 
 def versions() -> dict:

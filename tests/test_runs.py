@@ -1,5 +1,7 @@
 """The committed trained models by name, and TensorFlow's start-up lines kept out of stderr."""
 
+import os
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -49,6 +51,18 @@ def test_import_prints_no_startup_lines():
     assert not [line for line in result.stderr.splitlines() if _quiet.is_startup_line(line)], result.stderr
     assert "still shown" in result.stderr
 
+
+
+@pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="oneDNN's default differs off x86")
+def test_importing_the_package_turns_on_onednn_on_x86_unless_the_user_chose():
+    # TensorFlow leaves oneDNN off on x86 CPUs without AVX-512 VNNI/BF16 or AMX, and falls back to slower kernels
+    code = "import resnet_utils, os; from resnet_utils import hardware; print(os.environ['TF_ENABLE_ONEDNN_OPTS'], hardware.onednn_enabled())"
+    env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+    for chosen, expected in ((None, "1 True"), ("0", "0 False")):
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                                env=env if chosen is None else {**env, "TF_ENABLE_ONEDNN_OPTS": chosen})
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.split() == expected.split(), (chosen, result.stdout)
 
 def _fake_run(folder, name, accuracy, **identity):
     import json
