@@ -77,7 +77,7 @@ RATE = "ResNet50: the net or the recipe? A quarter of the default's peak rate, o
 TIME = "time to 85% and 88%: the default against the Keras example's recipe (results/README.md, benchmarks/RESULTS.md)"
 SUBSET_IMAGES = 10_000
 PAPER = "how close to the paper: ResNet20 at 90.5% or more at the final epoch within 100 epochs (notebook 07)"
-OWN_RECIPE = "the ImageNet-stem nets on a recipe of their own: the peak rate, chosen on the 45k/5k split (notebook 04)"
+OWN_RECIPE = "the ImageNet-stem nets on a recipe of their own: peak rate and warm-up, chosen on the 45k/5k split (notebook 04)"
 LONG = "30 epochs: ResNet20 and ResNet56 beside the ImageNet-stem nets (notebooks 04, 07)"
 
 #: In the order they run: first what answers a question at all, then what deepens it. On one CPU
@@ -141,6 +141,9 @@ PLAN: tuple[Planned, ...] = (
     *(Planned(f"screens/resnet50-imagenet-stem-lr{rate}-4ep", ("--arch", "resnet50", "--stem", "imagenet", "--epochs", "4",
                                                               "--learning-rate", rate, "--validation-split", "0.1"), "cpu", OWN_RECIPE)
       for rate in ("0.025", "0.05", "0.1", "0.0125")),
+    # Then the warm-up at each net's chosen rate: the default's 5% of the steps against 20% (one seed each).
+    Planned("screens/resnet18-imagenet-stem-lr0.1-warmup0.2-4ep", ("--arch", "resnet18", "--stem", "imagenet", "--epochs", "4",
+            "--learning-rate", "0.1", "--warmup", "0.2", "--validation-split", "0.1"), "cpu", OWN_RECIPE),
     Planned("resnet56v1-30ep", ("--depth", "56", "--epochs", "30"), "cpu", LONG),
     # ResNet18's peak rate from its screen (held-out accuracy after 4 epochs: 0.05 51.38%, 0.1 56.04%,
     # 0.2 52.60%; results/screens/README.md), and ResNet50's (0.025 48.78%, 0.05 46.68%, 0.1 41.02%), with a

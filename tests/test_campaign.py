@@ -20,7 +20,8 @@ def test_every_planned_run_is_a_valid_train_command_with_a_name_that_says_what_i
         args = train.parse_args([*planned.args, "--out", "x"])
         name = planned.name.removeprefix("screens/")
         if planned.name.startswith("screens/"):  # a recipe screen: short, and never on the test set
-            assert args.validation_split == 0.1 and name.endswith(f"-lr{args.learning_rate:g}-{args.epochs}ep"), planned.name
+            warmup = f"-warmup{args.warmup:g}" if args.warmup is not None else ""
+            assert args.validation_split == 0.1 and name.endswith(f"-lr{args.learning_rate:g}{warmup}-{args.epochs}ep"), planned.name
         else:
             assert args.epochs >= 10, planned.name  # the budget: at least 10 epochs for every comparison
             assert args.validation_split == 0.0, planned.name
