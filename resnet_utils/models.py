@@ -368,6 +368,19 @@ def with_keras_batch_normalization(model: keras.Model) -> keras.Model:
     return copy
 
 
+def with_dtype_policy(model: keras.Model, policy: str = "float32") -> keras.Model:
+    """A copy of ``model`` (same layers, names and weights) whose layers all compute in ``policy``:
+    e.g. a net trained in mixed bfloat16, for predictions on a CPU without native bfloat16, where
+    bfloat16 is slower than float32 and TensorFlow warns at every call."""
+
+    def clone(layer):
+        return layer.__class__.from_config({**layer.get_config(), "dtype": policy})
+
+    copy = _walk_graph(len(model.layers) > 1000, keras.models.clone_model, model, clone_function=clone)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
 def plain_net(n: int = 3, **kwargs) -> keras.Model:
     """The paper's "plain" network: ResNet v1 with every shortcut removed (Figure 6)."""
     return build_resnet(n, 1, shortcut="none", **kwargs)

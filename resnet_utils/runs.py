@@ -467,6 +467,13 @@ def load_trained(name: str, results_dir: str | Path | None = None) -> TrainedMod
         model = load_model(path, compile=False)  # for predictions: no optimizer or loss needed
     except Exception as error:  # a damaged archive fails inside zipfile/h5py with many types
         raise DamagedFile(path, f"cannot load it as a Keras model: {type(error).__name__}. {redo}") from None
+    bfloat16 = any(layer.dtype_policy.compute_dtype == "bfloat16" for layer in model.layers)
+    if bfloat16 and not _tensorflow().config.list_physical_devices("GPU"):
+        from resnet_utils.hardware import cpu_has_native_bfloat16
+        from resnet_utils.models import with_dtype_policy
+
+        if not cpu_has_native_bfloat16():  # bfloat16 would be slower than float32 here, with a warning at each call
+            model = with_dtype_policy(model, "float32")
     return TrainedModel(model=model, name=run.metrics.get("model", model.name), run=run, checkpoint=checkpoint,
                         test_accuracy=accuracy, mean=mean)
 

@@ -307,3 +307,19 @@ def test_no_import_cycle_among_the_package_modules_and_readers_never_import_the_
 
     cycles = sorted(name for name in graph if name in reach(name))
     assert cycles == [], f"modules on an import cycle: {cycles}"
+
+
+def test_a_bfloat16_model_predicts_in_float32_on_a_cpu_without_native_bfloat16(monkeypatch):
+    # there bfloat16 is slower than float32, and TensorFlow writes an error line at every call
+    from resnet_utils import data, hardware, models
+
+    monkeypatch.setattr(hardware, "cpu_has_native_bfloat16", lambda: True)
+    native = runs.load_trained("resnet20v1")
+    assert any(layer.dtype_policy.compute_dtype == "bfloat16" for layer in native.model.layers)
+    monkeypatch.setattr(hardware, "cpu_has_native_bfloat16", lambda: False)
+    converted = runs.load_trained("resnet20v1")
+    assert {layer.dtype_policy.name for layer in converted.model.layers} == {"float32"}
+    assert [layer.name for layer in converted.model.layers] == [layer.name for layer in native.model.layers]
+    images = data.load_cifar10("sample", verbose=False).x_test[:100]
+    assert np.mean(converted.predict(images).argmax(1) == native.predict(images).argmax(1)) >= 0.95
+    assert models.with_dtype_policy(converted.model, "float32").count_params() == 274_442
