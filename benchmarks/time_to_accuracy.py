@@ -128,6 +128,9 @@ def summary(folders: dict[str, Path]) -> pd.DataFrame:
             "machine": device_label(m.get("hardware", {})),
         }
         machines = {(str(s.get("hardware")), s.get("precision_policy")) for s in config.get("sessions") or []}
+        policies = list(dict.fromkeys(s.get("precision_policy") for s in config.get("sessions") or [] if s.get("precision_policy")))
+        if len(policies) > 1:
+            row["precision"] = " then ".join(policies)
         if len(machines) > 1:
             row["machine"] = f"{len(config['sessions'])} sessions, {len(machines)} machines or precisions (config.json)"
         for threshold in THRESHOLDS:

@@ -125,6 +125,15 @@ def test_time_to_accuracy_writes_comparable_run_folders(tmp_path):
     summary = time_to_accuracy.main(["--recipes", "--out", str(tmp_path / "summary"), "--also", str(out / "default")])
     assert list(summary["recipe"]) == ["tta/default"] and summary["epochs"].tolist() == [1]
     assert "finished run folders" in (tmp_path / "summary" / "summary.md").read_text()
+    # a run resumed in another precision says so in its precision and machine columns
+    config_path = out / "default" / "config.json"
+    config = json.loads(config_path.read_text())
+    config["sessions"] = [{"from_epoch": 1, "precision_policy": "mixed_bfloat16", "hardware": {"cpu": "A"}},
+                          {"from_epoch": 2, "precision_policy": "float32", "hardware": {"cpu": "B"}}]
+    config_path.write_text(json.dumps(config))
+    resumed = time_to_accuracy.summary({"resumed": out / "default"}).iloc[0]
+    assert resumed["precision"] == "mixed_bfloat16 then float32"
+    assert resumed["machine"].startswith("2 sessions, 2 machines or precisions")
 
 
 def test_minutes_to_counts_wall_time_until_the_first_epoch_that_reaches_it():

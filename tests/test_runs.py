@@ -314,10 +314,10 @@ def test_a_bfloat16_model_predicts_in_float32_on_a_cpu_without_native_bfloat16(m
     from resnet_utils import data, hardware, models
 
     monkeypatch.setattr(hardware, "cpu_has_native_bfloat16", lambda: True)
-    native = runs.load_trained("resnet20v1")
+    native = runs.load_trained("resnet20v1-default-30ep")   # trained in mixed bfloat16 (its config.json)
     assert any(layer.dtype_policy.compute_dtype == "bfloat16" for layer in native.model.layers)
     monkeypatch.setattr(hardware, "cpu_has_native_bfloat16", lambda: False)
-    converted = runs.load_trained("resnet20v1")
+    converted = runs.load_trained("resnet20v1-default-30ep")
     assert {layer.dtype_policy.name for layer in converted.model.layers} == {"float32"}
     assert [layer.name for layer in converted.model.layers] == [layer.name for layer in native.model.layers]
     images = data.load_cifar10("sample", verbose=False).x_test[:100]
