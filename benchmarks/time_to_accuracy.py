@@ -127,12 +127,13 @@ def summary(folders: dict[str, Path]) -> pd.DataFrame:
             "train minutes": round(m["train_seconds"] / 60, 1), "train img/s": m["train_images_per_second"],
             "machine": device_label(m.get("hardware", {})),
         }
-        machines = {(str(s.get("hardware")), s.get("precision_policy")) for s in config.get("sessions") or []}
-        policies = list(dict.fromkeys(s.get("precision_policy") for s in config.get("sessions") or [] if s.get("precision_policy")))
+        sessions = config.get("sessions") or []
+        machines = {(str(s.get("hardware")), s.get("precision_policy")) for s in sessions}
+        policies = list(dict.fromkeys(s["precision_policy"] for s in sessions if s.get("precision_policy")))
         if len(policies) > 1:
             row["precision"] = " then ".join(policies)
         if len(machines) > 1:
-            row["machine"] = f"{len(config['sessions'])} sessions, {len(machines)} machines or precisions (config.json)"
+            row["machine"] = f"{len(sessions)} sessions, {len(machines)} machines or precisions (config.json)"
         for threshold in THRESHOLDS:
             epochs, minutes = epochs_to(log, threshold), minutes_to(log, threshold)
             row[f"epochs to {threshold:.0%}"] = epochs if epochs is not None else "-"

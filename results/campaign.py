@@ -15,7 +15,7 @@ two campaigns can share the work, one per CPU core::
 A run stopped by ``--stop-after`` (or Ctrl-C, or a lost session) resumes from its last finished
 epoch the next time. To resume it on another machine, commit its folder: the ImageNet-style nets'
 ``resume.keras`` (weights and optimizer, 90-190 MB) is over what a Git host takes in one file, so
-``--pack`` splits it into ``resume.keras.part-NNN`` files of at most 45 MB with a checksum in
+``--pack`` splits it into ``resume.keras.part-NNN`` files of at most 9 MiB with a checksum in
 ``resume.parts.json``; the next campaign run joins them back before it resumes. The questions each group of runs answers, and the notebook that reads it, are
 in ``PLAN``; ``results/README.md`` lists the finished runs with their hardware and date.
 """
@@ -254,9 +254,9 @@ def write_tables(out_dir: Path = RESULTS) -> list[Path]:
     return changed
 
 
-#: Resume states bigger than this are split into parts of this size by ``--pack`` (Git hosts refuse
-#: or warn about single files of 50-100 MB and more).
-PART_BYTES = 45 * 1024 * 1024
+#: Resume states bigger than this are split into parts of this size by ``--pack``: under the 10 MB
+#: this repository keeps every committed file to (Git hosts refuse or warn at 50-100 MB).
+PART_BYTES = 9 * 1024 * 1024
 RESUME, PARTS_MANIFEST = "resume.keras", "resume.parts.json"
 
 
